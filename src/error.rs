@@ -1,0 +1,307 @@
+//! Tarn's error type: every error that can reach a client carries a PostgreSQL
+//! SQLSTATE code and a message worded the way PostgreSQL words it.
+//!
+//! Errors from DataFusion, Arrow and Lance are classified here, in one place,
+//! so the wire layer never has to guess a code.
+
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
+/// SQLSTATE codes Tarn emits (PostgreSQL appendix A).
+pub mod sqlstate {
+    pub const SUCCESSFUL_COMPLETION: &str = "00000";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const DATA_EXCEPTION: &str = "22000";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const GROUPING_ERROR: &str = "42803";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const IO_ERROR: &str = "58030";
+    pub const DISK_FULL: &str = "53100";
+    pub const INTERNAL_ERROR: &str = "XX000";
+}
+
+/// An error with a SQLSTATE, ready to be sent to a client as ErrorResponse.
+#[derive(Debug, Clone)]
+pub struct TarnError {
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = TarnError> = std::result::Result<T, E>;
+
+impl TarnError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), detail: None, hint: None }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::INTERNAL_ERROR, message)
+    }
+
+    pub fn not_supported(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::FEATURE_NOT_SUPPORTED, message)
+    }
+
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Self::new(sqlstate::SYNTAX_ERROR, message)
+    }
+
+    pub fn undefined_table(name: &str) -> Self {
+        Self::new(sqlstate::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+    }
+
+    pub fn io(context: &str, err: std::io::Error) -> Self {
+        // ENOSPC gets its own class so a client can tell "disk full" from a bug.
+        let code = if err.raw_os_error() == Some(28) { sqlstate::DISK_FULL } else { sqlstate::IO_ERROR };
+        Self::new(code, format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for TarnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for TarnError {}
+
+impl From<lance::Error> for TarnError {
+    fn from(err: lance::Error) -> Self {
+        TarnError::new(sqlstate::IO_ERROR, format!("storage error: {err}"))
+    }
+}
+
+impl From<arrow::error::ArrowError> for TarnError {
+    fn from(err: arrow::error::ArrowError) -> Self {
+        classify_arrow(&err)
+    }
+}
+
+impl From<DataFusionError> for TarnError {
+    fn from(err: DataFusionError) -> Self {
+        classify_datafusion(err)
+    }
+}
+
+impl From<datafusion::sql::sqlparser::parser::ParserError> for TarnError {
+    fn from(err: datafusion::sql::sqlparser::parser::ParserError) -> Self {
+        let msg = match err {
+            datafusion::sql::sqlparser::parser::ParserError::ParserError(m)
+            | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => m,
+            datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded => {
+                "statement is too deeply nested".to_string()
+            }
+        };
+        TarnError::syntax(format!("syntax error: {msg}"))
+    }
+}
+
+/// Turn a DataFusion error into the SQLSTATE PostgreSQL would have used.
+///
+/// DataFusion does not carry error codes, so this matches on its error kinds
+/// first and on message shapes second. Each shape is covered by a test.
+pub fn classify_datafusion(err: DataFusionError) -> TarnError {
+    match err {
+        // Our own errors travel through DataFusion (from table providers and
+        // sinks) wrapped as External; unwrap them unchanged.
+        DataFusionError::External(e) => match e.downcast::<TarnError>() {
+            Ok(t) => *t,
+            Err(e) => match e.downcast::<lance::Error>() {
+                Ok(l) => TarnError::from(*l),
+                Err(e) => TarnError::internal(e.to_string()),
+            },
+        },
+        DataFusionError::Context(_, inner) => classify_datafusion(*inner),
+        DataFusionError::Diagnostic(_, inner) => classify_datafusion(*inner),
+        DataFusionError::Shared(inner) => classify_datafusion(clone_df_error(&inner)),
+        DataFusionError::ArrowError(e, _) => classify_arrow(&e),
+        DataFusionError::SQL(e, _) => TarnError::from(*e),
+        DataFusionError::NotImplemented(m) => TarnError::not_supported(m),
+        DataFusionError::SchemaError(e, _) => classify_schema_error(&e.to_string()),
+        DataFusionError::Plan(m) => classify_plan_message(m),
+        DataFusionError::Execution(m) => classify_execution_message(m),
+        DataFusionError::ResourcesExhausted(m) => {
+            TarnError::new("53200", format!("out of memory: {m}"))
+        }
+        DataFusionError::IoError(e) => TarnError::io("I/O error", e),
+        other => TarnError::internal(other.strip_backtrace()),
+    }
+}
+
+fn clone_df_error(err: &DataFusionError) -> DataFusionError {
+    DataFusionError::Execution(err.to_string())
+}
+
+fn classify_schema_error(m: &str) -> TarnError {
+    if m.contains("No field named") {
+        // "Schema error: No field named nope. Valid fields are ..."
+        let name = m
+            .split("No field named ")
+            .nth(1)
+            .map(|rest| rest.split(['.', ' ']).next().unwrap_or(rest))
+            .unwrap_or("?")
+            .trim_matches('"');
+        return TarnError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist"));
+    }
+    if m.contains("Ambiguous reference") {
+        return TarnError::new(sqlstate::AMBIGUOUS_COLUMN, m.to_string());
+    }
+    if m.contains("project duplicate") || m.contains("Duplicate qualified field") || m.contains("Duplicate unqualified field") {
+        return TarnError::new(sqlstate::DUPLICATE_COLUMN, m.to_string());
+    }
+    TarnError::new(sqlstate::UNDEFINED_COLUMN, m.to_string())
+}
+
+fn classify_plan_message(m: String) -> TarnError {
+    if m.contains("table '") && m.contains("not found") || m.starts_with("table ") && m.ends_with("not found") {
+        // "table 'tarn.public.nope' not found"
+        let name = m.split('\'').nth(1).unwrap_or("?");
+        let short = name.rsplit('.').next().unwrap_or(name);
+        return TarnError::undefined_table(short);
+    }
+    if m.contains("Invalid function") || m.contains("Unknown function") {
+        return TarnError::new(sqlstate::UNDEFINED_FUNCTION, m);
+    }
+    if m.contains("No function matches") || m.contains("does not support") && m.contains("type") {
+        return TarnError::new(sqlstate::UNDEFINED_FUNCTION, m);
+    }
+    if m.contains("must appear in the GROUP BY clause") || m.contains("GROUP BY") {
+        return TarnError::new(sqlstate::GROUPING_ERROR, m);
+    }
+    if m.contains("Cannot infer common") || m.contains("Cannot coerce") || m.contains("cannot be cast") {
+        return TarnError::new(sqlstate::DATATYPE_MISMATCH, m);
+    }
+    if m.contains("Inserting query must have the same schema")
+        || m.contains("Column count doesn't match")
+        || m.contains("Inserting query schema")
+    {
+        return TarnError::syntax("INSERT has more expressions than target columns").with_detail(m);
+    }
+    TarnError::new(sqlstate::SYNTAX_ERROR, m)
+}
+
+fn classify_execution_message(m: String) -> TarnError {
+    if m.contains("Divide by zero") || m.contains("division by zero") {
+        return TarnError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
+    }
+    if m.contains("Overflow") || m.contains("overflow") {
+        return TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m);
+    }
+    TarnError::internal(m)
+}
+
+fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
+    use arrow::error::ArrowError as A;
+    match err {
+        A::CastError(m) | A::ParseError(m) if m.starts_with("Can't cast value") => {
+            // "Can't cast value 40000 to type Int16": a number that does not fit.
+            let pg = match m.rsplit(' ').next().unwrap_or("") {
+                "Int16" => "smallint",
+                "Int32" => "integer",
+                "Int64" => "bigint",
+                _ => "value",
+            };
+            TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, format!("{pg} out of range"))
+        }
+        A::CastError(m) | A::ParseError(m) => {
+            if m.contains("Overflow") || m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
+                TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+            } else {
+                TarnError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax: {m}"))
+            }
+        }
+        A::DivideByZero => TarnError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
+        A::ArithmeticOverflow(m) => TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone()),
+        A::InvalidArgumentError(m) if m.contains("overflow") || m.contains("Overflow") => {
+            TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
+        }
+        A::ExternalError(e) => match e.downcast_ref::<TarnError>() {
+            Some(t) => t.clone(),
+            None => TarnError::internal(err.to_string()),
+        },
+        other => TarnError::internal(other.to_string()),
+    }
+}
+
+/// Wrap a Tarn error so it can travel through DataFusion unchanged.
+pub fn to_df(err: TarnError) -> DataFusionError {
+    DataFusionError::External(Box::new(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_not_found_is_42p01() {
+        let e = classify_datafusion(DataFusionError::Plan("table 'tarn.public.nope' not found".into()));
+        assert_eq!(e.code, sqlstate::UNDEFINED_TABLE);
+        assert_eq!(e.message, "relation \"nope\" does not exist");
+    }
+
+    #[test]
+    fn tarn_errors_pass_through_datafusion_unchanged() {
+        let inner = TarnError::new(sqlstate::UNIQUE_VIOLATION, "dup");
+        let e = classify_datafusion(to_df(inner));
+        assert_eq!(e.code, sqlstate::UNIQUE_VIOLATION);
+        assert_eq!(e.message, "dup");
+        let nested = DataFusionError::Context("ctx".into(), Box::new(to_df(TarnError::new(sqlstate::NOT_NULL_VIOLATION, "n"))));
+        assert_eq!(classify_datafusion(nested).code, sqlstate::NOT_NULL_VIOLATION);
+    }
+
+    #[test]
+    fn cast_errors_are_invalid_text_representation() {
+        let e = classify_arrow(&arrow::error::ArrowError::CastError("Cannot cast string 'abc' to value of Int64 type".into()));
+        assert_eq!(e.code, sqlstate::INVALID_TEXT_REPRESENTATION);
+    }
+
+    #[test]
+    fn integer_overflow_on_cast_is_out_of_range() {
+        let e = classify_arrow(&arrow::error::ArrowError::CastError("Can't cast value 40000 to type Int16".into()));
+        assert_eq!((e.code, e.message.as_str()), (sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "smallint out of range"));
+    }
+
+    #[test]
+    fn divide_by_zero() {
+        assert_eq!(classify_arrow(&arrow::error::ArrowError::DivideByZero).code, sqlstate::DIVISION_BY_ZERO);
+    }
+
+    #[test]
+    fn disk_full_has_its_own_code() {
+        let e = TarnError::io("writing WAL", std::io::Error::from_raw_os_error(28));
+        assert_eq!(e.code, sqlstate::DISK_FULL);
+    }
+}

@@ -1,0 +1,224 @@
+//! Session settings (GUCs): the values `SHOW` prints, `SET` changes, and the
+//! ones PostgreSQL reports to clients in ParameterStatus messages.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, TarnError, sqlstate};
+
+/// The PostgreSQL version Tarn speaks for. Clients parse the leading
+/// `major.minor`; the suffix says what they are really talking to.
+pub const SERVER_VERSION: &str = concat!("15.10 (Tarn ", env!("CARGO_PKG_VERSION"), ")");
+
+/// (name as clients spell it, default, reported in ParameterStatus)
+const KNOWN: &[(&str, &str, bool)] = &[
+    ("application_name", "", true),
+    ("client_encoding", "UTF8", true),
+    ("DateStyle", "ISO, MDY", true),
+    ("default_transaction_isolation", "read committed", false),
+    ("default_transaction_read_only", "off", true),
+    ("extra_float_digits", "1", false),
+    ("in_hot_standby", "off", true),
+    ("integer_datetimes", "on", true),
+    ("IntervalStyle", "postgres", true),
+    ("is_superuser", "on", true),
+    ("max_identifier_length", "63", false),
+    ("search_path", "\"$user\", public", false),
+    ("server_encoding", "UTF8", true),
+    ("server_version", SERVER_VERSION, true),
+    ("server_version_num", "150010", false),
+    ("session_authorization", "", true),
+    ("standard_conforming_strings", "on", true),
+    ("statement_timeout", "0", false),
+    ("TimeZone", "UTC", true),
+    ("transaction_isolation", "read committed", false),
+    ("transaction_read_only", "off", false),
+];
+
+/// Settings a client may not change.
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "max_identifier_length",
+    "in_hot_standby",
+    "is_superuser",
+];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Keyed by lower-case name; value keeps the client's spelling of the name.
+    values: BTreeMap<String, (&'static str, String)>,
+    pub user: String,
+    pub database: String,
+}
+
+fn canonical(name: &str) -> Option<(&'static str, &'static str, bool)> {
+    let lower = name.to_ascii_lowercase();
+    let lower = match lower.as_str() {
+        "time zone" | "time_zone" => "timezone",
+        "names" => "client_encoding",
+        "transaction isolation level" => "transaction_isolation",
+        other => other,
+    }
+    .to_string();
+    KNOWN.iter().find(|(n, _, _)| n.to_ascii_lowercase() == lower).copied()
+}
+
+impl Settings {
+    pub fn new(user: &str, database: &str, application_name: &str) -> Settings {
+        let mut values = BTreeMap::new();
+        for (name, default, _) in KNOWN {
+            values.insert(name.to_ascii_lowercase(), (*name, default.to_string()));
+        }
+        values.insert("application_name".into(), ("application_name", application_name.to_string()));
+        values.insert("session_authorization".into(), ("session_authorization", user.to_string()));
+        Settings { values, user: user.to_string(), database: database.to_string() }
+    }
+
+    /// The value of a setting, as SHOW prints it.
+    pub fn get(&self, name: &str) -> Result<String> {
+        let (n, _, _) = canonical(name).ok_or_else(|| unrecognized(name))?;
+        Ok(self.values[&n.to_ascii_lowercase()].1.clone())
+    }
+
+    /// `SET name = value` (`None` resets to the default). Returns the
+    /// (name, value) to report in ParameterStatus, if PostgreSQL reports it.
+    pub fn set(&mut self, name: &str, value: Option<String>) -> Result<Option<(String, String)>> {
+        let (n, default, reported) = canonical(name).ok_or_else(|| unrecognized(name))?;
+        if READ_ONLY.contains(&n) {
+            return Err(TarnError::new("55P02", format!("parameter \"{n}\" cannot be changed")));
+        }
+        let value = match value {
+            None => default.to_string(),
+            Some(v) => validate(n, v)?,
+        };
+        self.values.insert(n.to_ascii_lowercase(), (n, value.clone()));
+        Ok(reported.then(|| (n.to_string(), value)))
+    }
+
+    /// Every setting with its value (`SHOW ALL`).
+    pub fn all(&self) -> Vec<(String, String)> {
+        self.values.values().map(|(n, v)| (n.to_string(), v.clone())).collect()
+    }
+
+    /// Settings reported to the client at startup.
+    pub fn reported(&self) -> Vec<(String, String)> {
+        KNOWN
+            .iter()
+            .filter(|(_, _, r)| *r)
+            .map(|(n, _, _)| (n.to_string(), self.values[&n.to_ascii_lowercase()].1.clone()))
+            .collect()
+    }
+
+    /// The session TimeZone as an offset from UTC, in seconds.
+    pub fn utc_offset_secs(&self) -> i32 {
+        parse_fixed_zone(&self.values["timezone"].1).unwrap_or(0)
+    }
+}
+
+fn unrecognized(name: &str) -> TarnError {
+    TarnError::new(sqlstate::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+}
+
+fn invalid(name: &str, value: &str) -> TarnError {
+    TarnError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{name}\": \"{value}\""))
+}
+
+fn validate(name: &str, value: String) -> Result<String> {
+    match name {
+        "client_encoding" => {
+            let v = value.to_ascii_uppercase().replace(['-', '_'], "");
+            if v == "UTF8" || v == "UNICODE" { Ok("UTF8".into()) } else { Err(invalid(name, &value)) }
+        }
+        "TimeZone" => {
+            // Named zones other than UTC need a zone database; fixed offsets
+            // are exact.
+            parse_fixed_zone(&value).map(|_| value.clone()).ok_or_else(|| {
+                invalid(name, &value).with_hint("Tarn accepts UTC and fixed offsets such as '+05:30' for now")
+            })
+        }
+        "extra_float_digits" => match value.parse::<i32>() {
+            Ok(n) if (-15..=3).contains(&n) => Ok(value),
+            _ => Err(invalid(name, &value)),
+        },
+        "standard_conforming_strings" => match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => Ok("on".into()),
+            _ => Err(invalid(name, &value).with_hint("Tarn supports only standard_conforming_strings = on")),
+        },
+        "statement_timeout" => match value.trim_end_matches("ms").trim().parse::<u64>() {
+            Ok(0) => Ok(value),
+            _ => Err(TarnError::not_supported("statement_timeout is not enforced yet; only 0 is accepted")),
+        },
+        "DateStyle" => {
+            if value.to_ascii_uppercase().contains("ISO") {
+                Ok("ISO, MDY".into())
+            } else {
+                Err(invalid(name, &value).with_hint("Tarn prints dates in ISO style only"))
+            }
+        }
+        "IntervalStyle" => {
+            if value.eq_ignore_ascii_case("postgres") { Ok(value) } else { Err(invalid(name, &value)) }
+        }
+        _ => Ok(value),
+    }
+}
+
+/// `UTC`, `GMT`, `Z`, `+05:30`, `-3`, `UTC+2` → seconds east of UTC.
+/// (POSIX-style `UTC+2` means two hours *west*, as in PostgreSQL.)
+pub fn parse_fixed_zone(zone: &str) -> Option<i32> {
+    let z = zone.trim();
+    let upper = z.to_ascii_uppercase();
+    if ["UTC", "GMT", "Z", "ETC/UTC", "ZULU", "UCT"].contains(&upper.as_str()) {
+        return Some(0);
+    }
+    let (posix, rest) = match upper.strip_prefix("UTC").or_else(|| upper.strip_prefix("GMT")) {
+        Some(r) => (true, r.to_string()),
+        None => (false, upper.clone()),
+    };
+    let (sign, digits) = match rest.chars().next()? {
+        '+' => (1, &rest[1..]),
+        '-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let mut parts = digits.split(':');
+    let h: i32 = parts.next()?.parse().ok()?;
+    let m: i32 = parts.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+    if !(0..=15).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    let secs = sign * (h * 3600 + m * 60);
+    Some(if posix { -secs } else { secs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_show_and_report() {
+        let mut s = Settings::new("tarn", "tarn", "psql");
+        assert_eq!(s.get("server_version").unwrap(), SERVER_VERSION);
+        assert_eq!(s.get("APPLICATION_NAME").unwrap(), "psql");
+        assert_eq!(s.set("application_name", Some("x".into())).unwrap(), Some(("application_name".into(), "x".into())));
+        assert_eq!(s.set("extra_float_digits", Some("3".into())).unwrap(), None);
+        assert_eq!(s.get("extra_float_digits").unwrap(), "3");
+        s.set("extra_float_digits", None).unwrap();
+        assert_eq!(s.get("extra_float_digits").unwrap(), "1");
+        assert_eq!(s.set("nope", Some("1".into())).unwrap_err().code, sqlstate::UNDEFINED_OBJECT);
+        assert_eq!(s.set("server_version", Some("1".into())).unwrap_err().code, "55P02");
+    }
+
+    #[test]
+    fn time_zones() {
+        assert_eq!(parse_fixed_zone("UTC"), Some(0));
+        assert_eq!(parse_fixed_zone("+05:30"), Some(19800));
+        assert_eq!(parse_fixed_zone("-3"), Some(-10800));
+        assert_eq!(parse_fixed_zone("UTC+2"), Some(-7200));
+        assert_eq!(parse_fixed_zone("Europe/Oslo"), None);
+        let mut s = Settings::new("u", "d", "");
+        s.set("TimeZone", Some("+02".into())).unwrap();
+        assert_eq!(s.utc_offset_secs(), 7200);
+        assert!(s.set("timezone", Some("Mars/Base".into())).is_err());
+    }
+}

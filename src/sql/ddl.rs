@@ -1,0 +1,151 @@
+//! DDL translation: `CREATE TABLE` as parsed → a table definition for storage.
+//!
+//! Everything a definition can say that Tarn cannot yet honour is refused
+//! with 0A000 rather than silently ignored (a DEFAULT that is dropped would
+//! corrupt data the user believes they wrote).
+
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, TableConstraint};
+
+use super::{normalize_ident, qualified_name};
+use crate::error::{Result, TarnError, sqlstate};
+use crate::storage::NewTable;
+use crate::storage::catalog::ColumnDef;
+use crate::types::PgType;
+
+/// A parsed and checked `CREATE TABLE`.
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub table: NewTable,
+    pub if_not_exists: bool,
+}
+
+pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
+    let unsupported = |what: &str| Err(TarnError::not_supported(format!("CREATE TABLE … {what} is not supported yet")));
+    if ct.query.is_some() {
+        return unsupported("AS SELECT");
+    }
+    if ct.temporary {
+        return unsupported("TEMPORARY");
+    }
+    if ct.or_replace {
+        return unsupported("OR REPLACE");
+    }
+    let (schema, name) = qualified_name(&ct.name)?;
+    if schema != crate::engine::PUBLIC {
+        return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
+    }
+    if ct.columns.is_empty() {
+        return Err(TarnError::not_supported("tables without columns are not supported"));
+    }
+
+    let mut columns: Vec<ColumnDef> = vec![];
+    let mut primary_key: Option<Vec<usize>> = None;
+    let set_pk = |pk: &mut Option<Vec<usize>>, cols: Vec<usize>| -> Result<()> {
+        if pk.is_some() {
+            return Err(TarnError::new(
+                sqlstate::INVALID_TABLE_DEFINITION,
+                format!("multiple primary keys for table \"{name}\" are not allowed"),
+            ));
+        }
+        *pk = Some(cols);
+        Ok(())
+    };
+
+    for (pos, col) in ct.columns.iter().enumerate() {
+        let col_name = normalize_ident(&col.name);
+        if columns.iter().any(|c| c.name == col_name) {
+            return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{col_name}\" specified more than once")));
+        }
+        let ty = PgType::from_sql(&col.data_type)?;
+        let mut not_null = false;
+        for opt in &col.options {
+            match &opt.option {
+                ColumnOption::Null => {}
+                ColumnOption::NotNull => not_null = true,
+                ColumnOption::PrimaryKey(_) => {
+                    set_pk(&mut primary_key, vec![pos])?;
+                    not_null = true;
+                }
+                ColumnOption::Default(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => {}
+                ColumnOption::Default(_) => return unsupported("column DEFAULT"),
+                ColumnOption::Unique(_) => return unsupported("UNIQUE"),
+                ColumnOption::ForeignKey(_) => return unsupported("REFERENCES"),
+                ColumnOption::Check(_) => return unsupported("CHECK"),
+                other => return Err(TarnError::not_supported(format!("column option {other} is not supported yet"))),
+            }
+        }
+        columns.push(ColumnDef { name: col_name, type_name: ty.name(), not_null });
+    }
+
+    for constraint in &ct.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                let mut cols = vec![];
+                for ic in &pk.columns {
+                    let Expr::Identifier(ident) = &ic.column.expr else {
+                        return Err(TarnError::syntax(format!("primary key column must be a column name, not {}", ic.column.expr)));
+                    };
+                    let n = normalize_ident(ident);
+                    let pos = columns.iter().position(|c| c.name == n).ok_or_else(|| {
+                        TarnError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{n}\" named in key does not exist"))
+                    })?;
+                    if cols.contains(&pos) {
+                        return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{n}\" appears twice in primary key constraint")));
+                    }
+                    cols.push(pos);
+                }
+                set_pk(&mut primary_key, cols)?;
+            }
+            other => return Err(TarnError::not_supported(format!("table constraint {other} is not supported yet"))),
+        }
+    }
+    let primary_key = primary_key.unwrap_or_default();
+    for &i in &primary_key {
+        columns[i].not_null = true;
+    }
+    Ok(CreateTable { table: NewTable { schema, name, columns, primary_key }, if_not_exists: ct.if_not_exists })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(sql: &str) -> Result<CreateTable> {
+        match super::super::parse(sql)?.remove(0) {
+            ast::Statement::CreateTable(c) => create_table(&c),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn the_readme_table() {
+        let t = ct("CREATE TABLE trips (id bigint PRIMARY KEY, city text NOT NULL, fare numeric(10,2), at timestamptz)").unwrap();
+        let cols: Vec<_> = t.table.columns.iter().map(|c| (c.name.as_str(), c.type_name.as_str(), c.not_null)).collect();
+        assert_eq!(
+            cols,
+            vec![
+                ("id", "bigint", true),
+                ("city", "text", true),
+                ("fare", "numeric(10,2)", false),
+                ("at", "timestamp with time zone", false)
+            ]
+        );
+        assert_eq!(t.table.primary_key, vec![0]);
+    }
+
+    #[test]
+    fn table_level_composite_key_implies_not_null() {
+        let t = ct("create table t (a int, B text, primary key (b, a))").unwrap();
+        assert_eq!(t.table.primary_key, vec![1, 0]);
+        assert!(t.table.columns.iter().all(|c| c.not_null));
+    }
+
+    #[test]
+    fn bad_definitions_get_postgres_errors() {
+        assert_eq!(ct("create table t (a int, a int)").unwrap_err().code, sqlstate::DUPLICATE_COLUMN);
+        assert_eq!(ct("create table t (a int primary key, b int primary key)").unwrap_err().code, sqlstate::INVALID_TABLE_DEFINITION);
+        assert_eq!(ct("create table t (a int, primary key (z))").unwrap_err().code, sqlstate::UNDEFINED_COLUMN);
+        assert_eq!(ct("create table t (a int default 3)").unwrap_err().code, sqlstate::FEATURE_NOT_SUPPORTED);
+        assert_eq!(ct("create table t (a geometry)").unwrap_err().code, sqlstate::UNDEFINED_OBJECT);
+    }
+}

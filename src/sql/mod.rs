@@ -1,0 +1,151 @@
+//! SQL: parse once with sqlparser's PostgreSQL dialect and classify each
+//! statement by who executes it. Statements are handed on as ASTs, never
+//! re-serialised and re-parsed.
+
+pub mod ddl;
+pub mod naming;
+
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::{Result, TarnError};
+
+/// What a statement is, and so who runs it.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A query or DML planned and run by DataFusion (SELECT, VALUES,
+    /// INSERT, EXPLAIN).
+    Plan(Box<Statement>),
+    CreateTable(Box<ddl::CreateTable>),
+    DropTable { names: Vec<(String, String)>, if_exists: bool },
+    /// `SET name = value` / `SET TIME ZONE …` / `RESET name`.
+    Set { name: String, value: Option<String> },
+    Show { name: String },
+    /// Transaction control, which arrives with the transactional write path.
+    Transaction(&'static str),
+}
+
+/// Parse a query string into statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    Ok(Parser::parse_sql(&PostgreSqlDialect {}, sql)?)
+}
+
+/// Decide who runs a statement.
+pub fn classify(stmt: Statement) -> Result<Command> {
+    Ok(match stmt {
+        Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => Command::Plan(Box::new(stmt)),
+        Statement::CreateTable(ct) => Command::CreateTable(Box::new(ddl::create_table(&ct)?)),
+        Statement::Drop { object_type: ObjectType::Table, names, if_exists, cascade, .. } => {
+            if cascade {
+                return Err(TarnError::not_supported("DROP TABLE … CASCADE is not supported yet"));
+            }
+            let names = names.iter().map(qualified_name).collect::<Result<Vec<_>>>()?;
+            Command::DropTable { names, if_exists }
+        }
+        Statement::Set(set) => set_command(set)?,
+        Statement::ShowVariable { variable } => {
+            Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
+        }
+        Statement::StartTransaction { .. } => Command::Transaction("BEGIN"),
+        Statement::Commit { .. } => Command::Transaction("COMMIT"),
+        Statement::Rollback { .. } => Command::Transaction("ROLLBACK"),
+        other => {
+            return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
+        }
+    })
+}
+
+fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {
+    use datafusion::sql::sqlparser::ast::Set as S;
+    let value_text = |e: &datafusion::sql::sqlparser::ast::Expr| -> String {
+        use datafusion::sql::sqlparser::ast::{Expr, Value};
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            Expr::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        }
+    };
+    Ok(match set {
+        S::SingleAssignment { variable, values, .. } => {
+            let name = variable.to_string().to_lowercase();
+            let value = values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+            if value.eq_ignore_ascii_case("default") {
+                Command::Set { name, value: None }
+            } else {
+                Command::Set { name, value: Some(value) }
+            }
+        }
+        S::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: Some(value_text(&value)) },
+        S::SetNames { charset_name, .. } => Command::Set { name: "client_encoding".into(), value: Some(charset_name.to_string()) },
+        other => return Err(TarnError::not_supported(format!("{other} is not supported yet"))),
+    })
+}
+
+/// (schema, table) of a possibly qualified name; unqualified means `public`.
+pub fn qualified_name(name: &ObjectName) -> Result<(String, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(|i| normalize_ident(i)).ok_or_else(|| TarnError::syntax(format!("invalid name {name}"))))
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [t] => Ok((crate::engine::PUBLIC.to_string(), t.clone())),
+        [s, t] => Ok((s.clone(), t.clone())),
+        [_db, s, t] => Ok((s.clone(), t.clone())),
+        _ => Err(TarnError::syntax(format!("improper qualified name (too many dotted names): {name}"))),
+    }
+}
+
+/// PostgreSQL folds unquoted identifiers to lower case.
+pub fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+/// The statement's leading keywords, for messages.
+fn statement_kind(stmt: &Statement) -> String {
+    let text = stmt.to_string();
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Result<Command> {
+        classify(parse(sql)?.remove(0))
+    }
+
+    #[test]
+    fn classifies_the_statement_kinds() {
+        assert!(matches!(one("SELECT 1").unwrap(), Command::Plan(_)));
+        assert!(matches!(one("INSERT INTO t VALUES (1)").unwrap(), Command::Plan(_)));
+        assert!(matches!(one("CREATE TABLE t (id int)").unwrap(), Command::CreateTable(_)));
+        match one("DROP TABLE IF EXISTS a, S.\"B\"").unwrap() {
+            Command::DropTable { names, if_exists } => {
+                assert!(if_exists);
+                assert_eq!(names, vec![("public".into(), "a".into()), ("s".into(), "B".into())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match one("SET TIME ZONE 'UTC'").unwrap() {
+            Command::Set { name, value } => assert_eq!((name.as_str(), value.as_deref()), ("timezone", Some("UTC"))),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(one("SHOW server_version").unwrap(), Command::Show { .. }));
+    }
+
+    #[test]
+    fn unsupported_statements_are_0a000_not_panics() {
+        let e = one("CREATE VIEW v AS SELECT 1").unwrap_err();
+        assert_eq!(e.code, crate::error::sqlstate::FEATURE_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn syntax_errors_are_42601() {
+        assert_eq!(parse("SELEC 1").unwrap_err().code, crate::error::sqlstate::SYNTAX_ERROR);
+    }
+}

@@ -1,0 +1,318 @@
+//! Simple and extended query protocol handlers.
+//!
+//! The simple protocol runs a message's statements one after another, each
+//! streamed to the client before the next starts (so `INSERT …; SELECT …`
+//! sees the insert), and stops at the first error, as PostgreSQL does. A
+//! CancelRequest is raced against the whole statement, row streaming
+//! included — pgwire's default only races the handler call.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::future::{Either, select};
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::{Format as PortalFormat, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_query_response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
+    PgWireConnectionState, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
+
+use super::error::{error_info, to_pgwire};
+use super::rows::{describe_columns, result_formats, row_stream};
+use crate::engine::Engine;
+use crate::engine::execute::{Output, describe};
+use crate::error::{Result, TarnError, sqlstate};
+use crate::session::Session;
+use crate::types::PgType;
+use crate::types::decode::{decode_param, pg_type_for_oid};
+use crate::types::encode::Format;
+
+/// Handles queries for every connection; per-connection state lives in the
+/// [`Session`] kept in the connection's extensions.
+pub struct QueryHandler {
+    engine: Arc<Engine>,
+    parser: Arc<StatementParser>,
+}
+
+impl QueryHandler {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        QueryHandler { parser: Arc::new(StatementParser { engine: engine.clone() }), engine }
+    }
+}
+
+fn session_of<C: ClientInfo + ?Sized>(engine: &Arc<Engine>, client: &C) -> Arc<Session> {
+    client.session_extensions().get_or_insert_with(|| {
+        let md = client.metadata();
+        let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
+        Session::new(engine.clone(), get(METADATA_USER), get(METADATA_DATABASE), get(METADATA_APPLICATION_NAME))
+    })
+}
+
+/// What one statement sent, for the caller's bookkeeping.
+enum Sent {
+    Done,
+    /// The statement failed; the error is already on its way to the client.
+    Failed,
+}
+
+impl QueryHandler {
+    /// Run one statement of a simple query and send its complete response.
+    async fn run_simple_statement<C>(&self, client: &mut C, session: &Session, stmt: Statement) -> PgWireResult<Sent>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match session.execute(stmt, None).await {
+            Ok(Output::Rows { schema, stream }) => {
+                let formats = vec![Format::Text; schema.fields().len()];
+                let (fields, columns) = describe_columns(&schema, &formats);
+                let rows = row_stream(stream, columns, session.encode_options());
+                match send_query_response(client, QueryResponse::new(Arc::new(fields), rows), true).await {
+                    Ok(()) => Ok(Sent::Done),
+                    // An execution error after some rows: PostgreSQL sends the
+                    // rows, then the error. A socket error ends the connection.
+                    Err(PgWireError::UserError(info)) => {
+                        client.feed(PgWireBackendMessage::ErrorResponse((*info).into())).await?;
+                        Ok(Sent::Failed)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(Output::Command { tag, parameter_status }) => {
+                client.feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag))).await?;
+                if let Some((name, value)) = parameter_status {
+                    client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+                }
+                Ok(Sent::Done)
+            }
+            Err(e) => {
+                client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
+                Ok(Sent::Failed)
+            }
+        }
+    }
+
+    async fn run_simple_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statements = match crate::sql::parse(query) {
+            Ok(s) => s,
+            Err(e) => {
+                client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
+                return Ok(());
+            }
+        };
+        if statements.is_empty() {
+            client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            return Ok(());
+        }
+        let session = session_of(&self.engine, client);
+        for stmt in statements {
+            let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+                Some(h) => Some(h.start_query().await),
+                None => None,
+            };
+            let run = self.run_simple_statement(client, &session, stmt);
+            // None: cancelled. The statement's future (and its borrow of the
+            // client) is dropped before the cancellation error is sent.
+            let outcome = match cancel {
+                Some(cancel) => match select(Box::pin(run), cancel).await {
+                    Either::Left((sent, _)) => Some(sent?),
+                    Either::Right(_) => None,
+                },
+                None => Some(run.await?),
+            };
+            let sent = match outcome {
+                Some(sent) => sent,
+                None => {
+                    let e = TarnError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request");
+                    client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
+                    Sent::Failed
+                }
+            };
+            if matches!(sent, Sent::Failed) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let result = self.run_simple_query(client, &query.query).await;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        result?;
+        let status = client.transaction_status();
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        unreachable!("on_query is overridden and never calls do_query")
+    }
+}
+
+/// A statement prepared by Parse: parsed once, with its parameter and result
+/// types worked out by planning it.
+#[derive(Debug)]
+pub struct Prepared {
+    stmt: Statement,
+    /// Parameter types as reported in ParameterDescription.
+    param_types: Vec<Type>,
+    /// The Arrow type the plan expects for each parameter, where it knows.
+    param_targets: Vec<Option<DataType>>,
+    result: SchemaRef,
+}
+
+pub struct StatementParser {
+    engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl QueryParser for StatementParser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Arc<Prepared>>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = crate::sql::parse(sql).map_err(to_pgwire)?;
+        let stmt = match statements.len() {
+            0 => return Ok(None),
+            1 => statements.remove(0),
+            _ => {
+                return Err(to_pgwire(TarnError::syntax("cannot insert multiple commands into a prepared statement")));
+            }
+        };
+        let session = session_of(&self.engine, client);
+        let (inferred, result) = describe(&session, &stmt).await.map_err(to_pgwire)?;
+        let n = inferred.len().max(types.len());
+        let mut param_types = Vec::with_capacity(n);
+        for i in 0..n {
+            let declared = types.get(i).cloned().flatten().filter(|t| *t != Type::UNKNOWN);
+            let inferred_ty = inferred.get(i).cloned().flatten();
+            let ty = match (declared, &inferred_ty) {
+                (Some(t), _) => t,
+                (None, Some(dt)) => PgType::from_arrow(dt).wire_type(),
+                // PostgreSQL resolves an unconstrained parameter as text.
+                (None, None) => Type::TEXT,
+            };
+            param_types.push(ty);
+        }
+        let mut param_targets = inferred;
+        param_targets.resize(n, None);
+        Ok(Some(Arc::new(Prepared { stmt, param_types, param_targets, result })))
+    }
+
+    fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(&self, stmt: &Arc<Prepared>, column_format: Option<&PortalFormat>) -> PgWireResult<Vec<FieldInfo>> {
+        let n = stmt.result.fields().len();
+        let formats = match column_format {
+            Some(f) => result_formats(f, n).map_err(to_pgwire)?,
+            None => vec![Format::Text; n],
+        };
+        Ok(describe_columns(&stmt.result, &formats).0)
+    }
+}
+
+/// Decode a portal's parameters into the types its plan expects.
+fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
+    let prepared = &portal.statement.statement;
+    let n = prepared.param_types.len();
+    if portal.parameters.len() != n {
+        return Err(TarnError::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("bind message supplies {} parameters, but prepared statement requires {n}", portal.parameters.len()),
+        ));
+    }
+    let formats = result_formats(&portal.parameter_format, n)?;
+    (0..n)
+        .map(|i| {
+            let ty = &prepared.param_types[i];
+            if pg_type_for_oid(ty).is_none() {
+                return Err(TarnError::not_supported(format!("parameter type {} is not supported yet", ty.name())));
+            }
+            let value = decode_param(portal.parameters[i].as_deref(), ty, formats[i])?;
+            match &prepared.param_targets[i] {
+                Some(target) if value.data_type() != *target => Ok(value.cast_to(target)?),
+                _ => Ok(value),
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Arc<Prepared>;
+    type QueryParser = StatementParser;
+
+    fn query_parser(&self) -> Arc<StatementParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.engine, client);
+        let params = bind_parameters(portal).map_err(to_pgwire)?;
+        let params = (!params.is_empty()).then(|| ParamValues::from(params));
+        let stmt = portal.statement.statement.stmt.clone();
+        match session.execute(stmt, params).await.map_err(to_pgwire)? {
+            Output::Rows { schema, stream } => {
+                let formats = result_formats(&portal.result_column_format, schema.fields().len()).map_err(to_pgwire)?;
+                let (fields, columns) = describe_columns(&schema, &formats);
+                let rows = row_stream(stream, columns, session.encode_options());
+                Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows)))
+            }
+            Output::Command { tag, parameter_status } => {
+                if let Some((name, value)) = parameter_status {
+                    client.feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+                }
+                Ok(Response::Execution(Tag::new(&tag)))
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Tarn's integration tests: real `tarn` servers (started as processes on
+//! ephemeral ports with temporary data directories) driven by real clients.
+//! All in one test binary so DataFusion and Lance are linked once.
+
+mod durability;
+mod harness;
+mod slt;
+mod wire;

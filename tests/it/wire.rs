@@ -1,0 +1,252 @@
+//! Protocol-level behaviour with a real client (tokio-postgres): the README
+//! session, errors and their SQLSTATEs, both query protocols, streaming.
+
+use futures::{StreamExt, TryStreamExt};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::harness::{TestServer, rows, sqlstate};
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[tokio::test]
+async fn the_readme_session_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.simple_query("CREATE TABLE trips (id bigint PRIMARY KEY, city text NOT NULL, fare numeric(10,2), at timestamptz)")
+        .await
+        .unwrap();
+    let msgs = c
+        .simple_query("INSERT INTO trips VALUES (1, 'Oslo', 12.50, now()), (2, 'Lima', 8.00, now())")
+        .await
+        .unwrap();
+    assert!(matches!(msgs.last(), Some(SimpleQueryMessage::CommandComplete(2))));
+    assert_eq!(
+        rows(&c, "SELECT city, sum(fare) FROM trips GROUP BY city ORDER BY 1").await,
+        vec![vec![s("Lima"), s("8.00")], vec![s("Oslo"), s("12.50")]]
+    );
+    // timestamptz prints in the session zone with PostgreSQL's layout.
+    let at = rows(&c, "SELECT at FROM trips WHERE id = 1").await[0][0].clone().unwrap();
+    assert!(at.ends_with("+00") && at.len() >= 22, "{at}");
+}
+
+#[tokio::test]
+async fn errors_carry_sqlstates_and_the_connection_survives_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.simple_query("CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL, v varchar(3))").await.unwrap();
+    c.simple_query("INSERT INTO t VALUES (1, 'a', 'x')").await.unwrap();
+
+    assert_eq!(sqlstate(&c, "SELECT * FROM nope").await, "42P01");
+    assert_eq!(sqlstate(&c, "SELECT nope FROM t").await, "42703");
+    assert_eq!(sqlstate(&c, "SELEC 1").await, "42601");
+    assert_eq!(sqlstate(&c, "INSERT INTO t VALUES (1, 'dup', NULL)").await, "23505");
+    assert_eq!(sqlstate(&c, "INSERT INTO t VALUES (2, NULL, NULL)").await, "23502");
+    assert_eq!(sqlstate(&c, "INSERT INTO t VALUES (3, 'x', 'toolong')").await, "22001");
+    assert_eq!(sqlstate(&c, "INSERT INTO t VALUES ('abc', 'x', NULL)").await, "22P02");
+    assert_eq!(sqlstate(&c, "CREATE TABLE t (a int)").await, "42P07");
+    assert_eq!(sqlstate(&c, "SELECT 1/0").await, "22012");
+    // Duplicates inside one statement are refused too, and nothing of it lands.
+    assert_eq!(sqlstate(&c, "INSERT INTO t VALUES (5, 'a', NULL), (5, 'b', NULL)").await, "23505");
+
+    let err = c.simple_query("INSERT INTO t VALUES (1, 'dup', NULL)").await.unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.message(), "duplicate key value violates unique constraint \"t_pkey\"");
+    assert_eq!(db.detail(), Some("Key (id)=(1) already exists."));
+
+    // After all that, the same connection still works and nothing partial landed.
+    assert_eq!(rows(&c, "SELECT count(*) FROM t").await, vec![vec![s("1")]]);
+}
+
+#[tokio::test]
+async fn simple_protocol_runs_statements_in_order_and_stops_at_the_first_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    let msgs = c.simple_query("CREATE TABLE m (a int); INSERT INTO m VALUES (1), (2); SELECT sum(a) FROM m").await.unwrap();
+    let values: Vec<_> = msgs
+        .iter()
+        .filter_map(|m| if let SimpleQueryMessage::Row(r) = m { r.get(0).map(str::to_string) } else { None })
+        .collect();
+    assert_eq!(values, vec!["3"]);
+    // The INSERT after the failing statement must not run.
+    assert!(c.simple_query("INSERT INTO m VALUES (10); SELECT * FROM nope; INSERT INTO m VALUES (100)").await.is_err());
+    assert_eq!(rows(&c, "SELECT sum(a) FROM m").await, vec![vec![s("13")]]);
+    // Empty queries.
+    c.simple_query("").await.unwrap();
+    c.simple_query(";;;").await.unwrap();
+}
+
+#[tokio::test]
+async fn startup_reports_a_postgres_15_server_and_settings_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    let v = rows(&c, "SHOW server_version").await[0][0].clone().unwrap();
+    assert!(v.starts_with("15."), "{v}");
+    assert_eq!(rows(&c, "SHOW standard_conforming_strings").await, vec![vec![s("on")]]);
+    c.simple_query("SET TIME ZONE '+05:30'").await.unwrap();
+    assert_eq!(
+        rows(&c, "SELECT CAST('2026-01-02 03:04:05+00:00' AS timestamptz)").await,
+        vec![vec![s("2026-01-02 08:34:05+05:30")]]
+    );
+    assert_eq!(sqlstate(&c, "SET no_such_setting = 1").await, "42704");
+}
+
+#[tokio::test]
+async fn extended_protocol_binds_parameters_and_returns_binary_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE k (id bigint PRIMARY KEY, i2 smallint, i4 int, f4 real, f8 double precision, b boolean, \
+         t text, bin bytea, d date, ts timestamp, tz timestamptz, n numeric(10,2))",
+    )
+    .await
+    .unwrap();
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+    let ts = d.and_hms_micro_opt(3, 4, 5, 600).unwrap();
+    let tz = ts.and_utc();
+    let n = c
+        .execute(
+            "INSERT INTO k (id, i2, i4, f4, f8, b, t, bin, d, ts, tz) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[&7i64, &2i16, &4i32, &1.5f32, &-2.25f64, &true, &"héllo", &vec![0u8, 255], &d, &ts, &tz],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let row = c.query_one("SELECT i2, i4, f4, f8, b, t, bin, d, ts, tz, id FROM k WHERE id = $1", &[&7i64]).await.unwrap();
+    assert_eq!(row.get::<_, i16>(0), 2);
+    assert_eq!(row.get::<_, i32>(1), 4);
+    assert_eq!(row.get::<_, f32>(2), 1.5);
+    assert_eq!(row.get::<_, f64>(3), -2.25);
+    assert!(row.get::<_, bool>(4));
+    assert_eq!(row.get::<_, &str>(5), "héllo");
+    assert_eq!(row.get::<_, Vec<u8>>(6), vec![0, 255]);
+    assert_eq!(row.get::<_, chrono::NaiveDate>(7), d);
+    assert_eq!(row.get::<_, chrono::NaiveDateTime>(8), ts);
+    assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(9), tz);
+    assert_eq!(row.get::<_, i64>(10), 7);
+    // NULLs, numeric through text, empty results and a prepared statement reused.
+    c.execute("INSERT INTO k (id, n) VALUES ($1, 12.5)", &[&8i64]).await.unwrap();
+    let stmt = c.prepare("SELECT n::text, t FROM k WHERE id = $1").await.unwrap();
+    for _ in 0..6 {
+        let r = c.query_one(&stmt, &[&8i64]).await.unwrap();
+        assert_eq!(r.get::<_, Option<&str>>(0), Some("12.50"));
+        assert_eq!(r.get::<_, Option<&str>>(1), None);
+    }
+    assert!(c.query(&stmt, &[&999i64]).await.unwrap().is_empty());
+    // Errors in the extended protocol leave the connection usable.
+    let e = c.execute("INSERT INTO k (id) VALUES ($1)", &[&7i64]).await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "23505");
+    assert!(c.prepare("SELECT * FROM nope WHERE a = $1").await.is_err());
+    assert_eq!(c.query_one("SELECT count(*) FROM k", &[]).await.unwrap().get::<_, i64>(0), 2);
+}
+
+#[tokio::test]
+async fn large_results_stream_with_bounded_memory_and_disconnects_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    let before = server.rss_bytes();
+    let stream = c.simple_query_raw("SELECT * FROM generate_series(1, 10000000)").await.unwrap();
+    futures::pin_mut!(stream);
+    let mut count = 0u64;
+    let mut peak = before;
+    while let Some(msg) = stream.next().await {
+        if let SimpleQueryMessage::Row(_) = msg.unwrap() {
+            count += 1;
+            if count % 1_000_000 == 0 {
+                peak = peak.max(server.rss_bytes());
+            }
+        }
+    }
+    assert_eq!(count, 10_000_000);
+    // Holding 10M rows would take well over a gigabyte; streaming stays near
+    // the idle footprint.
+    assert!(peak < before + 400 * 1024 * 1024, "server RSS grew from {before} to {peak} bytes");
+
+    // A client that walks away mid-result does not hurt the server or others.
+    let other = server.connect().await;
+    {
+        let quitter = server.connect().await;
+        let stream = quitter.query_raw("SELECT * FROM generate_series(1, 10000000)", Vec::<i64>::new()).await.unwrap();
+        futures::pin_mut!(stream);
+        let first: Vec<_> = stream.as_mut().take(10).try_collect().await.unwrap();
+        assert_eq!(first.len(), 10);
+    }
+    assert_eq!(rows(&other, "SELECT 41 + 1").await, vec![vec![s("42")]]);
+    assert!(server.is_running());
+}
+
+#[tokio::test]
+async fn text_output_matches_postgres_for_each_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ty (b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(12,3), nu numeric, \
+         t text, vc varchar(5), ch char(4), by bytea, d date, ts timestamp, tz timestamptz)",
+    )
+    .await
+    .unwrap();
+    c.batch_execute(
+        "INSERT INTO ty VALUES (true, -2, 4, 9000000000, 0.1, 1e20, 3.5, 12.50, 'x', 'ab', 'ab', decode('00ff', 'hex'), \
+         '2026-01-02', '2026-01-02 03:04:05.25', '2026-01-02 03:04:05+00:00')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&c, "SELECT * FROM ty").await,
+        vec![vec![
+            s("t"),
+            s("-2"),
+            s("4"),
+            s("9000000000"),
+            s("0.1"),
+            s("1e+20"),
+            s("3.500"),
+            s("12.5"),
+            s("x"),
+            s("ab"),
+            s("ab  "),
+            s("\\x00ff"),
+            s("2026-01-02"),
+            s("2026-01-02 03:04:05.25"),
+            s("2026-01-02 03:04:05+00"),
+        ]]
+    );
+}
+
+#[tokio::test]
+async fn result_columns_are_named_and_typed_like_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE trips (id bigint PRIMARY KEY, city varchar(20), fare numeric(10,2))").await.unwrap();
+    let st = c.prepare("SELECT city, sum(fare), count(*), 1, id::text, fare FROM trips GROUP BY city, id, fare").await.unwrap();
+    let cols: Vec<(&str, &tokio_postgres::types::Type)> = st.columns().iter().map(|c| (c.name(), c.type_())).collect();
+    use tokio_postgres::types::Type;
+    assert_eq!(
+        cols,
+        vec![
+            ("city", &Type::VARCHAR),
+            ("sum", &Type::NUMERIC),
+            ("count", &Type::INT8),
+            ("?column?", &Type::INT8),
+            ("id", &Type::TEXT),
+            ("fare", &Type::NUMERIC),
+        ]
+    );
+    // The simple protocol's RowDescription carries the same names.
+    let msgs = c.simple_query("SELECT count(*) FROM trips").await.unwrap();
+    match &msgs[0] {
+        tokio_postgres::SimpleQueryMessage::RowDescription(cols) => assert_eq!(cols[0].name(), "count"),
+        other => panic!("expected a RowDescription, got {other:?}"),
+    }
+    let v = rows(&c, "SELECT version()").await[0][0].clone().unwrap();
+    assert!(v.starts_with("PostgreSQL 15.") && v.contains("Tarn"), "{v}");
+}
