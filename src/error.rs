@@ -228,13 +228,22 @@ fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
     match err {
         A::CastError(m) | A::ParseError(m) if m.starts_with("Can't cast value") => {
             // "Can't cast value 40000 to type Int16": a number that does not fit.
-            let pg = match m.rsplit(' ').next().unwrap_or("") {
-                "Int16" => "smallint",
-                "Int32" => "integer",
-                "Int64" => "bigint",
+            let pg = match pg_type_name(m.rsplit(' ').next().unwrap_or("")) {
+                t @ ("smallint" | "integer" | "bigint") => t,
                 _ => "value",
             };
             TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, format!("{pg} out of range"))
+        }
+        A::CastError(m) | A::ParseError(m) if m.starts_with("Cannot cast string '") => {
+            // "Cannot cast string 'x' to value of Int64 type"
+            let rest = &m["Cannot cast string '".len()..];
+            match rest.rsplit_once("' to value of ") {
+                Some((value, ty)) => TarnError::new(
+                    sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type {}: \"{value}\"", pg_type_name(ty.trim_end_matches(" type"))),
+                ),
+                None => TarnError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax: {m}")),
+            }
         }
         A::CastError(m) | A::ParseError(m) => {
             if m.contains("Overflow") || m.contains("overflow") || m.contains("too large") || m.contains("out of range") {
@@ -245,6 +254,10 @@ fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
         }
         A::DivideByZero => TarnError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
         A::ArithmeticOverflow(m) => TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone()),
+        A::InvalidArgumentError(m) if m.contains("too large to store in a Decimal128") => {
+            // "99999999999.00 is too large to store in a Decimal128 of precision 10. Max is 99999999.99"
+            TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(m.clone())
+        }
         A::InvalidArgumentError(m) if m.contains("overflow") || m.contains("Overflow") => {
             TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }
@@ -253,6 +266,23 @@ fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
             None => TarnError::internal(err.to_string()),
         },
         other => TarnError::internal(other.to_string()),
+    }
+}
+
+/// PostgreSQL's name for an Arrow type named in an Arrow error message.
+fn pg_type_name(arrow: &str) -> &str {
+    match arrow {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        a if a.starts_with("Decimal") => "numeric",
+        a if a.starts_with("Timestamp") && a.contains("Some") => "timestamp with time zone",
+        a if a.starts_with("Timestamp") => "timestamp without time zone",
+        other => other,
     }
 }
 
@@ -292,6 +322,20 @@ mod tests {
     fn integer_overflow_on_cast_is_out_of_range() {
         let e = classify_arrow(&arrow::error::ArrowError::CastError("Can't cast value 40000 to type Int16".into()));
         assert_eq!((e.code, e.message.as_str()), (sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "smallint out of range"));
+    }
+
+    #[test]
+    fn bad_text_input_names_the_postgres_type_and_value() {
+        let e = classify_arrow(&arrow::error::ArrowError::CastError("Cannot cast string 'x' to value of Int64 type".into()));
+        assert_eq!((e.code, e.message.as_str()), (sqlstate::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type bigint: \"x\""));
+    }
+
+    #[test]
+    fn decimal_overflow_is_numeric_field_overflow() {
+        let e = classify_arrow(&arrow::error::ArrowError::InvalidArgumentError(
+            "99999999999.00 is too large to store in a Decimal128 of precision 10. Max is 99999999.99".into(),
+        ));
+        assert_eq!((e.code, e.message.as_str()), (sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow"));
     }
 
     #[test]

@@ -1,11 +1,7 @@
 //! Durability: acknowledged writes survive restarts and `kill -9`, whether
 //! they were still in the WAL or already flushed into Lance.
 
-use crate::harness::{TestServer, rows};
-
-fn s(v: &str) -> Option<String> {
-    Some(v.to_string())
-}
+use crate::harness::{TestServer, rows, s};
 
 #[tokio::test]
 async fn tables_and_rows_survive_a_clean_restart() {

@@ -105,6 +105,20 @@ impl Drop for TestServer {
     }
 }
 
+/// A server over a fresh temporary data directory, and a client of it. Keep
+/// the directory alive as long as the server.
+pub async fn fresh() -> (tempfile::TempDir, TestServer, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let client = server.connect().await;
+    (dir, server, client)
+}
+
+/// A non-NULL text cell, for comparing with [`rows`].
+pub fn s(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
 /// Run a simple query and return its rows as text (NULL as None).
 pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));

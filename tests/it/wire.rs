@@ -4,17 +4,11 @@
 use futures::{StreamExt, TryStreamExt};
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::harness::{TestServer, rows, sqlstate};
-
-fn s(v: &str) -> Option<String> {
-    Some(v.to_string())
-}
+use crate::harness::{fresh, rows, s, sqlstate};
 
 #[tokio::test]
 async fn the_readme_session_works() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     c.simple_query("CREATE TABLE trips (id bigint PRIMARY KEY, city text NOT NULL, fare numeric(10,2), at timestamptz)")
         .await
         .unwrap();
@@ -34,9 +28,7 @@ async fn the_readme_session_works() {
 
 #[tokio::test]
 async fn errors_carry_sqlstates_and_the_connection_survives_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     c.simple_query("CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL, v varchar(3))").await.unwrap();
     c.simple_query("INSERT INTO t VALUES (1, 'a', 'x')").await.unwrap();
 
@@ -63,9 +55,7 @@ async fn errors_carry_sqlstates_and_the_connection_survives_them() {
 
 #[tokio::test]
 async fn simple_protocol_runs_statements_in_order_and_stops_at_the_first_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     let msgs = c.simple_query("CREATE TABLE m (a int); INSERT INTO m VALUES (1), (2); SELECT sum(a) FROM m").await.unwrap();
     let values: Vec<_> = msgs
         .iter()
@@ -82,9 +72,7 @@ async fn simple_protocol_runs_statements_in_order_and_stops_at_the_first_error()
 
 #[tokio::test]
 async fn startup_reports_a_postgres_15_server_and_settings_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     let v = rows(&c, "SHOW server_version").await[0][0].clone().unwrap();
     assert!(v.starts_with("15."), "{v}");
     assert_eq!(rows(&c, "SHOW standard_conforming_strings").await, vec![vec![s("on")]]);
@@ -98,9 +86,7 @@ async fn startup_reports_a_postgres_15_server_and_settings_work() {
 
 #[tokio::test]
 async fn extended_protocol_binds_parameters_and_returns_binary_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     c.batch_execute(
         "CREATE TABLE k (id bigint PRIMARY KEY, i2 smallint, i4 int, f4 real, f8 double precision, b boolean, \
          t text, bin bytea, d date, ts timestamp, tz timestamptz, n numeric(10,2))",
@@ -148,9 +134,7 @@ async fn extended_protocol_binds_parameters_and_returns_binary_values() {
 
 #[tokio::test]
 async fn large_results_stream_with_bounded_memory_and_disconnects_are_harmless() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, mut server, c) = fresh().await;
     let before = server.rss_bytes();
     let stream = c.simple_query_raw("SELECT * FROM generate_series(1, 10000000)").await.unwrap();
     futures::pin_mut!(stream);
@@ -184,9 +168,7 @@ async fn large_results_stream_with_bounded_memory_and_disconnects_are_harmless()
 
 #[tokio::test]
 async fn text_output_matches_postgres_for_each_type() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     c.batch_execute(
         "CREATE TABLE ty (b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(12,3), nu numeric, \
          t text, vc varchar(5), ch char(4), by bytea, d date, ts timestamp, tz timestamptz)",
@@ -223,9 +205,7 @@ async fn text_output_matches_postgres_for_each_type() {
 
 #[tokio::test]
 async fn result_columns_are_named_and_typed_like_postgres() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path());
-    let c = server.connect().await;
+    let (_dir, _server, c) = fresh().await;
     c.batch_execute("CREATE TABLE trips (id bigint PRIMARY KEY, city varchar(20), fare numeric(10,2))").await.unwrap();
     let st = c.prepare("SELECT city, sum(fare), count(*), 1, id::text, fare FROM trips GROUP BY city, id, fare").await.unwrap();
     let cols: Vec<(&str, &tokio_postgres::types::Type)> = st.columns().iter().map(|c| (c.name(), c.type_())).collect();
@@ -249,4 +229,54 @@ async fn result_columns_are_named_and_typed_like_postgres() {
     }
     let v = rows(&c, "SELECT version()").await[0][0].clone().unwrap();
     assert!(v.starts_with("PostgreSQL 15.") && v.contains("Tarn"), "{v}");
+}
+
+/// Speak the startup handshake by hand and collect what the server reports.
+async fn startup_parameters(addr: std::net::SocketAddr) -> std::collections::HashMap<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut body = 196_608i32.to_be_bytes().to_vec(); // protocol 3.0
+    for kv in ["user", "tarn", "database", "tarn", "application_name", "raw-test"] {
+        body.extend_from_slice(kv.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    msg.extend(body);
+    sock.write_all(&msg).await.unwrap();
+    let mut params = std::collections::HashMap::new();
+    loop {
+        let tag = sock.read_u8().await.unwrap();
+        let len = sock.read_i32().await.unwrap() as usize;
+        let mut payload = vec![0; len - 4];
+        sock.read_exact(&mut payload).await.unwrap();
+        match tag {
+            b'S' => {
+                let mut parts = payload.split(|b| *b == 0).map(|p| String::from_utf8(p.to_vec()).unwrap());
+                params.insert(parts.next().unwrap(), parts.next().unwrap());
+            }
+            b'Z' => return params,
+            b'E' => panic!("startup failed: {}", String::from_utf8_lossy(&payload)),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn startup_sends_the_parameter_status_clients_expect() {
+    let (_dir, server, _c) = fresh().await;
+    let p = startup_parameters(server.addr).await;
+    assert!(p["server_version"].starts_with("15."), "{p:?}");
+    for (k, v) in [
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("TimeZone", "UTC"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("application_name", "raw-test"),
+        ("session_authorization", "tarn"),
+    ] {
+        assert_eq!(p.get(k).map(String::as_str), Some(v), "{k} in {p:?}");
+    }
 }

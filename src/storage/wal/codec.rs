@@ -21,7 +21,9 @@ use crate::error::{Result, TarnError};
 const HEADER: usize = 8;
 const BODY_FIXED: usize = 9;
 /// Refuse absurd lengths rather than allocate them (a torn length field).
-const MAX_RECORD: usize = 1 << 31;
+/// The writer refuses to write anything this large, so a valid log never
+/// contains one.
+pub const MAX_RECORD: usize = 1 << 31;
 
 /// What a WAL record says happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +56,11 @@ pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
             Ok((KIND_INSERT, payload))
         }
     }
+}
+
+/// Whether a payload fits in one record.
+pub fn fits(payload_len: usize) -> bool {
+    BODY_FIXED + payload_len < MAX_RECORD
 }
 
 /// Frame one record with its LSN, appending to `out`.

@@ -132,6 +132,14 @@ impl Wal {
     /// Append an entry; resolves with its LSN once it is on disk.
     pub async fn append(&self, entry: &WalEntry) -> Result<u64> {
         let (kind, payload) = codec::encode_entry(entry)?;
+        if !codec::fits(payload.len()) {
+            // Recovery would read a record this large as a torn length, so it
+            // must never be acknowledged.
+            return Err(TarnError::new(
+                "54000",
+                format!("one statement may write at most {} MiB; split the INSERT", codec::MAX_RECORD >> 20),
+            ));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Append { kind, payload, reply })
