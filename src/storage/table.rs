@@ -84,7 +84,9 @@ impl Table {
     /// Open a table's Lance dataset, if it has been flushed to at least once,
     /// and the last WAL LSN folded into it.
     pub async fn load_dataset(dir: &std::path::Path) -> Result<(Option<Dataset>, u64)> {
-        if !dir.join("_versions").exists() {
+        if !has_committed_version(dir) {
+            // Never flushed, or a crash interrupted the first flush before
+            // Lance committed a manifest: the rows are all still in the WAL.
             return Ok((None, 0));
         }
         let ds = Dataset::open(path_str(dir)?).await?;
@@ -314,6 +316,13 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Whether Lance has committed at least one version in `dir`.
+fn has_committed_version(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir.join("_versions"))
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".manifest")))
+        .unwrap_or(false)
 }
 
 fn path_str(p: &std::path::Path) -> Result<&str> {
