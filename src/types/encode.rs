@@ -79,7 +79,8 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
     // Normalise to the canonical Arrow type of `ty` (e.g. UInt32 → Int64,
     // nanosecond timestamps → microseconds) so the loops below see one layout.
     let target = ty.arrow_type();
-    let canonical = if array.data_type() == &target || matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_)) && !is_utf8(array.data_type()) {
+    let text_fallback = matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_)) && !is_utf8(array.data_type());
+    let canonical = if array.data_type() == &target || text_fallback {
         array.clone()
     } else {
         cast(array, &target)?
@@ -139,8 +140,8 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
             })
         }
         (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_), _) if is_utf8(a.data_type()) => {
-            let arr = cast(&canonical, &DataType::Utf8)?;
-            let arr: &StringArray = arr.as_string();
+            // Already cast to Utf8 above.
+            let arr: &StringArray = a.as_string();
             col.fill(a, |i, out| out.extend_from_slice(arr.value(i).as_bytes()))
         }
         (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_), _) => {
