@@ -280,3 +280,20 @@ async fn startup_sends_the_parameter_status_clients_expect() {
         assert_eq!(p.get(k).map(String::as_str), Some(v), "{k} in {p:?}");
     }
 }
+
+#[tokio::test]
+async fn cancel_request_stops_a_long_query_and_the_connection_stays_usable() {
+    let (_dir, _server, c) = fresh().await;
+    let token = c.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    // Minutes of work if it ran to the end.
+    let err = c.simple_query("SELECT count(*) FROM generate_series(1, 100000000000)").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    canceller.await.unwrap();
+    assert_eq!(rows(&c, "SELECT 1").await, vec![vec![s("1")]]);
+}
