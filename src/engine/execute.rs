@@ -104,20 +104,33 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
     }
 }
 
+/// The result columns of `SHOW name` (shared by execution and Describe).
+fn show_columns(name: &str) -> Vec<String> {
+    if name.eq_ignore_ascii_case("all") {
+        return vec!["name".into(), "setting".into()];
+    }
+    let column = match name {
+        "transaction isolation level" => "transaction_isolation",
+        "time zone" => "TimeZone",
+        n => n,
+    };
+    vec![column.to_string()]
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(show_columns(name).into_iter().map(|c| Field::new(c, DataType::Utf8, false)).collect::<Vec<_>>()))
+}
+
 fn show(session: &Session, name: &str) -> Result<Output> {
     let settings = session.settings();
-    let (columns, rows): (Vec<&str>, Vec<Vec<String>>) = if name.eq_ignore_ascii_case("all") {
-        (vec!["name", "setting"], settings.all().into_iter().map(|(n, v)| vec![n, v]).collect())
+    let rows: Vec<Vec<String>> = if name.eq_ignore_ascii_case("all") {
+        settings.all().into_iter().map(|(n, v)| vec![n, v]).collect()
     } else {
-        let column = match name {
-            "transaction isolation level" => "transaction_isolation",
-            "time zone" => "TimeZone",
-            n => n,
-        };
-        (vec![column], vec![vec![settings.get(name)?]])
+        vec![vec![settings.get(name)?]]
     };
-    let schema = Arc::new(Schema::new(columns.iter().map(|c| Field::new(*c, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let arrays = (0..columns.len())
+    let schema = show_schema(name);
+    let columns = schema.fields().len();
+    let arrays = (0..columns)
         .map(|i| Arc::new(StringArray::from(rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>())) as _)
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
@@ -162,10 +175,7 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
             };
             Ok((out, schema))
         }
-        Command::Show { name } => {
-            let column = if name.eq_ignore_ascii_case("all") { "name".to_string() } else { name };
-            Ok((vec![], Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))))
-        }
+        Command::Show { name } => Ok((vec![], show_schema(&name))),
         _ => Ok((vec![], Arc::new(Schema::empty()))),
     }
 }

@@ -82,6 +82,12 @@ async fn startup_reports_a_postgres_15_server_and_settings_work() {
         vec![vec![s("2026-01-02 08:34:05+05:30")]]
     );
     assert_eq!(sqlstate(&c, "SET no_such_setting = 1").await, "42704");
+    // Describe (extended protocol) and execution agree on SHOW's columns.
+    let st = c.prepare("SHOW ALL").await.unwrap();
+    let described: Vec<&str> = st.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(described, ["name", "setting"]);
+    let all = c.query(&st, &[]).await.unwrap();
+    assert!(all.iter().any(|r| r.get::<_, &str>(0) == "server_version"));
 }
 
 #[tokio::test]
