@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
-use crate::error::{Result, TarnError, sqlstate};
+use crate::error::{Result, TarnError};
 use crate::session::Session;
 use crate::sql::{Command, naming};
 
@@ -60,17 +60,15 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             }
             Ok(Output::tag("DROP TABLE"))
         }
+        Command::Update(stmt) | Command::Delete(stmt) => super::dml::run(session, &stmt, params).await,
+        Command::Truncate { names } => super::dml::truncate(session, &names).await,
         Command::Set { name, value } => {
             let parameter_status = session.settings().set(&name, value)?;
             session.apply_time_zone();
             Ok(Output::Command { tag: "SET".into(), parameter_status })
         }
         Command::Show { name } => show(session, &name),
-        Command::Transaction(kind) => Err(TarnError::new(
-            sqlstate::FEATURE_NOT_SUPPORTED,
-            format!("{kind}: explicit transactions are not supported yet"),
-        )
-        .with_hint("every statement commits on its own (autocommit)")),
+        Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
     }
 }
 
@@ -155,20 +153,15 @@ fn postgres_column_names(stmt: &Statement, schema: &Schema) -> SchemaRef {
 /// The (name, type) of each result column a statement will produce, without
 /// running it; empty for statements that return no rows.
 pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option<DataType>>, SchemaRef)> {
-    match crate::sql::classify(stmt.clone())? {
+    let cmd = crate::sql::classify(stmt.clone())?;
+    if let Command::Update(stmt) | Command::Delete(stmt) = &cmd {
+        let plan = super::dml::plan_selection(session, stmt).await?;
+        return Ok((parameter_types(&plan)?, Arc::new(Schema::empty())));
+    }
+    match cmd {
         Command::Plan(stmt) => {
             let plan = plan(session, &stmt).await?;
-            let types = plan.get_parameter_types()?;
-            let mut params: Vec<(usize, Option<DataType>)> = types
-                .into_iter()
-                .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
-                .collect();
-            params.sort_by_key(|(i, _)| *i);
-            let n = params.last().map(|(i, _)| *i).unwrap_or(0);
-            let mut out = vec![None; n];
-            for (i, t) in params {
-                out[i - 1] = t;
-            }
+            let out = parameter_types(&plan)?;
             let schema = match &plan {
                 LogicalPlan::Dml(_) => Arc::new(Schema::empty()),
                 _ => postgres_column_names(&stmt, plan.schema().as_arrow()),
@@ -178,4 +171,20 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
         Command::Show { name } => Ok((vec![], show_schema(&name))),
         _ => Ok((vec![], Arc::new(Schema::empty()))),
     }
+}
+
+/// The type of each `$n` in a plan, by position (None where unknown).
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let mut params: Vec<(usize, Option<DataType>)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
+        .collect();
+    params.sort_by_key(|(i, _)| *i);
+    let n = params.last().map(|(i, _)| *i).unwrap_or(0);
+    let mut out = vec![None; n];
+    for (i, t) in params {
+        out[i - 1] = t;
+    }
+    Ok(out)
 }

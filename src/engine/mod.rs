@@ -4,6 +4,7 @@
 //! runtime and memory pool, the catalog provider); each session gets its own
 //! `SessionContext` over them, so per-session settings never leak.
 
+pub mod dml;
 pub mod execute;
 pub mod functions;
 
@@ -18,29 +19,35 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::storage::Storage;
-use crate::storage::table::TableHandle;
+use crate::storage::handle::TableHandle;
+use crate::storage::txn::TxnHandle;
 
 /// The catalog name DataFusion plans against (one database per server).
 pub const CATALOG: &str = "tarn";
 /// The default schema.
 pub const PUBLIC: &str = "public";
 
+/// A table name suffix that makes the catalog hand out the table with its
+/// hidden row id as a last column. Only `engine::dml` uses it, to plan the
+/// row selection of UPDATE and DELETE; `\u{1}` cannot appear in an unquoted
+/// identifier, so no client names it by accident.
+pub const WITH_ROWID: &str = "\u{1}with_rowid";
+
 /// Shared query-engine state.
 pub struct Engine {
     pub storage: Arc<Storage>,
     runtime: Arc<RuntimeEnv>,
-    catalog: Arc<TarnCatalog>,
 }
 
 impl Engine {
     pub fn new(storage: Arc<Storage>) -> crate::error::Result<Arc<Engine>> {
         let runtime = RuntimeEnvBuilder::new().build_arc()?;
-        let catalog = Arc::new(TarnCatalog { storage: storage.clone() });
-        Ok(Arc::new(Engine { storage, runtime, catalog }))
+        Ok(Arc::new(Engine { storage, runtime }))
     }
 
-    /// A fresh DataFusion context for one session.
-    pub fn session_context(&self) -> SessionContext {
+    /// A fresh DataFusion context for one session, whose tables read and
+    /// write through the session's transaction.
+    pub fn session_context(&self, txn: TxnHandle) -> SessionContext {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, PUBLIC)
             .with_create_default_catalog_and_schema(false)
@@ -51,7 +58,7 @@ impl Engine {
             // Follows the session's TimeZone (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", "+00:00");
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        ctx.register_catalog(CATALOG, self.catalog.clone());
+        ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage: self.storage.clone(), txn }));
         functions::register(&ctx);
         ctx
     }
@@ -61,6 +68,7 @@ impl Engine {
 /// created by one session is visible to every other at once.
 struct TarnCatalog {
     storage: Arc<Storage>,
+    txn: TxnHandle,
 }
 
 impl fmt::Debug for TarnCatalog {
@@ -75,12 +83,15 @@ impl CatalogProvider for TarnCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == PUBLIC).then(|| Arc::new(TarnSchema { storage: self.storage.clone(), name: name.to_string() }) as _)
+        (name == PUBLIC).then(|| {
+            Arc::new(TarnSchema { storage: self.storage.clone(), txn: self.txn.clone(), name: name.to_string() }) as _
+        })
     }
 }
 
 struct TarnSchema {
     storage: Arc<Storage>,
+    txn: TxnHandle,
     name: String,
 }
 
@@ -97,10 +108,17 @@ impl SchemaProvider for TarnSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(self.storage.table(&self.name, name).map(|t| Arc::new(TableHandle::new(t)) as _))
+        let (name, with_rowid) = match name.strip_suffix(WITH_ROWID) {
+            Some(n) => (n, true),
+            None => (name, false),
+        };
+        Ok(self
+            .storage
+            .table(&self.name, name)
+            .map(|t| Arc::new(TableHandle::new(self.storage.clone(), t, self.txn.clone(), with_rowid)) as _))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.storage.table(&self.name, name).is_some()
+        self.storage.table(&self.name, name.strip_suffix(WITH_ROWID).unwrap_or(name)).is_some()
     }
 }

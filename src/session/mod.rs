@@ -3,6 +3,7 @@
 //! sql → engine, returning rows or a command tag.
 
 pub mod settings;
+mod transaction;
 
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,8 @@ use datafusion::sql::sqlparser::ast::Statement;
 use crate::engine::Engine;
 use crate::engine::execute::{self, Output};
 use crate::error::Result;
-use crate::sql;
+use crate::sql::{self, Command};
+use crate::storage::txn::{TxnHandle, TxnState, TxnStatus};
 use crate::types::encode::EncodeOptions;
 pub use settings::Settings;
 
@@ -22,12 +24,14 @@ pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
     settings: Mutex<Settings>,
+    txn: TxnHandle,
 }
 
 impl Session {
     pub fn new(engine: Arc<Engine>, user: &str, database: &str, application_name: &str) -> Session {
-        let ctx = engine.session_context();
-        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)) }
+        let txn = Arc::new(Mutex::new(TxnState::new(engine.storage.snapshot())));
+        let ctx = engine.session_context(txn.clone());
+        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -57,10 +61,29 @@ impl Session {
         self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some(offset);
     }
 
-    /// Classify and run one parsed statement.
+    /// The session's transaction (read by its table handles).
+    pub fn txn(&self) -> &TxnHandle {
+        &self.txn
+    }
+
+    pub fn transaction_status(&self) -> TxnStatus {
+        self.txn.lock().unwrap().status
+    }
+
+    /// Classify and run one parsed statement inside the session's
+    /// transaction: autocommit statements commit (or vanish) on their own;
+    /// inside a block an error moves the block to the failed state.
     pub async fn execute(&self, stmt: Statement, params: Option<ParamValues>) -> Result<Output> {
-        let cmd = sql::classify(stmt)?;
-        execute::run(self, cmd, params).await
+        let cmd = match sql::classify(stmt) {
+            Ok(cmd) => cmd,
+            Err(e) => return Err(self.statement_failed(e)),
+        };
+        if let Command::Transaction(t) = cmd {
+            return self.transaction_command(t).await;
+        }
+        self.begin_statement()?;
+        let result = execute::run(self, cmd, params).await;
+        self.end_statement(result).await
     }
 
     /// Plan a query/DML statement without running it (Describe).

@@ -111,6 +111,14 @@ impl Settings {
             .collect()
     }
 
+    /// The isolation level a new transaction block starts with.
+    pub fn default_isolation(&self) -> crate::storage::txn::Isolation {
+        match self.values["default_transaction_isolation"].1.as_str() {
+            "repeatable read" => crate::storage::txn::Isolation::RepeatableRead,
+            _ => crate::storage::txn::Isolation::ReadCommitted,
+        }
+    }
+
     /// The session TimeZone as an offset from UTC, in seconds.
     pub fn utc_offset_secs(&self) -> i32 {
         parse_fixed_zone(&self.values["timezone"].1).unwrap_or(0)
@@ -145,6 +153,11 @@ fn validate(name: &str, value: String) -> Result<String> {
         "standard_conforming_strings" => match value.to_ascii_lowercase().as_str() {
             "on" | "true" | "1" => Ok("on".into()),
             _ => Err(invalid(name, &value).with_hint("Tarn supports only standard_conforming_strings = on")),
+        },
+        "default_transaction_isolation" | "transaction_isolation" => match value.to_ascii_lowercase().as_str() {
+            "read committed" | "read uncommitted" => Ok("read committed".into()),
+            "repeatable read" | "serializable" => Ok("repeatable read".into()),
+            _ => Err(invalid(name, &value)),
         },
         "statement_timeout" => match value.trim_end_matches("ms").trim().parse::<u64>() {
             Ok(0) => Ok(value),

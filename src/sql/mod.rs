@@ -5,7 +5,9 @@
 pub mod ddl;
 pub mod naming;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement, TransactionIsolationLevel, TransactionMode};
+
+use crate::storage::txn::Isolation;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -22,8 +24,39 @@ pub enum Command {
     /// `SET name = value` / `SET TIME ZONE …` / `RESET name`.
     Set { name: String, value: Option<String> },
     Show { name: String },
-    /// Transaction control, which arrives with the transactional write path.
-    Transaction(&'static str),
+    /// UPDATE / DELETE: run by `engine::dml` as a row selection over the
+    /// target table.
+    Update(Box<Statement>),
+    Delete(Box<Statement>),
+    Truncate { names: Vec<(String, String)> },
+    Transaction(TxnCommand),
+}
+
+/// Transaction control statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxnCommand {
+    /// `BEGIN` / `START TRANSACTION` (with `ISOLATION LEVEL …`).
+    Begin { isolation: Option<Isolation> },
+    Commit,
+    Rollback,
+    Savepoint(String),
+    RollbackTo(String),
+    Release(String),
+    /// `SET TRANSACTION ISOLATION LEVEL …` (before the block's first query).
+    SetIsolation(Isolation),
+}
+
+fn isolation_of(modes: &[TransactionMode]) -> Option<Isolation> {
+    modes.iter().find_map(|m| match m {
+        // PostgreSQL runs READ UNCOMMITTED as READ COMMITTED; Tarn runs
+        // SERIALIZABLE as REPEATABLE READ (snapshot isolation), and says so
+        // in docs/transactions.md.
+        TransactionMode::IsolationLevel(l) => Some(match l {
+            TransactionIsolationLevel::ReadUncommitted | TransactionIsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+            _ => Isolation::RepeatableRead,
+        }),
+        _ => None,
+    })
 }
 
 /// Parse a query string into statements.
@@ -47,9 +80,20 @@ pub fn classify(stmt: Statement) -> Result<Command> {
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
         }
-        Statement::StartTransaction { .. } => Command::Transaction("BEGIN"),
-        Statement::Commit { .. } => Command::Transaction("COMMIT"),
-        Statement::Rollback { .. } => Command::Transaction("ROLLBACK"),
+        Statement::StartTransaction { modes, statements, .. } if statements.is_empty() => {
+            Command::Transaction(TxnCommand::Begin { isolation: isolation_of(&modes) })
+        }
+        Statement::Commit { .. } => Command::Transaction(TxnCommand::Commit),
+        Statement::Rollback { savepoint: None, .. } => Command::Transaction(TxnCommand::Rollback),
+        Statement::Rollback { savepoint: Some(name), .. } => Command::Transaction(TxnCommand::RollbackTo(normalize_ident(&name))),
+        Statement::Savepoint { name } => Command::Transaction(TxnCommand::Savepoint(normalize_ident(&name))),
+        Statement::ReleaseSavepoint { name } => Command::Transaction(TxnCommand::Release(normalize_ident(&name))),
+        Statement::Update(_) => Command::Update(Box::new(stmt)),
+        Statement::Delete(_) => Command::Delete(Box::new(stmt)),
+        Statement::Truncate(t) => {
+            let names = t.table_names.iter().map(|t| qualified_name(&t.name)).collect::<Result<Vec<_>>>()?;
+            Command::Truncate { names }
+        }
         other => {
             return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
         }
@@ -80,6 +124,10 @@ fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {
             }
         }
         S::SetTimeZone { value, .. } => Command::Set { name: "timezone".into(), value: Some(value_text(&value)) },
+        S::SetTransaction { modes, session: false, .. } => match isolation_of(&modes) {
+            Some(i) => Command::Transaction(TxnCommand::SetIsolation(i)),
+            None => return Err(TarnError::not_supported("SET TRANSACTION supports only ISOLATION LEVEL")),
+        },
         S::SetNames { charset_name, .. } => Command::Set { name: "client_encoding".into(), value: Some(charset_name.to_string()) },
         other => return Err(TarnError::not_supported(format!("{other} is not supported yet"))),
     })

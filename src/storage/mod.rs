@@ -6,28 +6,37 @@
 //! deltas into Lance in large commits and lets the WAL drop what is folded.
 
 pub mod catalog;
+pub mod handle;
+pub mod scan;
 pub mod table;
+pub mod txn;
+pub mod version;
 pub mod wal;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+use arrow::array::AsArray;
+use arrow::datatypes::UInt64Type;
 use tracing::{info, warn};
 
 use crate::error::{Result, TarnError, sqlstate};
 use catalog::{Catalog, ColumnDef, TableDef};
 use table::Table;
-use wal::{Wal, WalEntry};
+use txn::{TableWrites, TxnHandle, TxnStatus};
+use version::{DbState, TableVersion};
+use wal::{TableChange, Wal, WalEntry};
 
 /// When the flusher folds a table's delta into Lance.
 #[derive(Debug, Clone)]
 pub struct FlushPolicy {
-    /// Flush once a table's delta holds this many rows.
+    /// Flush once a table has this many rows inserted or deleted since its
+    /// last flush.
     pub max_rows: usize,
-    /// ... or once its oldest row has waited this long.
+    /// ... or once its oldest change has waited this long.
     pub max_age: Duration,
     /// How often the flusher looks.
     pub interval: Duration,
@@ -53,8 +62,12 @@ pub struct Storage {
     dir: PathBuf,
     catalog: tokio::sync::Mutex<Catalog>,
     tables: RwLock<HashMap<(String, String), Arc<Table>>>,
+    /// What a statement starting now reads; replaced whole by every commit.
+    current: RwLock<Arc<DbState>>,
     wal: Arc<Wal>,
     policy: FlushPolicy,
+    /// Snapshot sequence → number of open transaction blocks that began there.
+    readers: Mutex<BTreeMap<u64, usize>>,
     _lock: fs::File,
 }
 
@@ -69,47 +82,44 @@ impl Storage {
 
         // Open every table's Lance version first: the WAL must resume above
         // every LSN already used, and a fully checkpointed log is empty.
-        let mut loaded = vec![];
+        let mut tables = HashMap::new();
+        let mut by_id: HashMap<u64, (Arc<Table>, TableVersion)> = HashMap::new();
         let mut max_lsn = 0;
         for def in catalog.tables() {
             let tdir = table_dir(&dir, def.id);
-            let (dataset, flushed) = Table::load_dataset(&tdir).await?;
-            max_lsn = max_lsn.max(flushed);
-            loaded.push((def.clone(), tdir, dataset, flushed));
+            let loaded = Table::load_dataset(&tdir).await?;
+            max_lsn = max_lsn.max(loaded.flushed_lsn);
+            let t = Arc::new(Table::new(def.clone(), tdir, loaded.next_rowid));
+            tables.insert((def.schema.clone(), def.name.clone()), t.clone());
+            by_id.insert(def.id, (t, TableVersion::new(loaded.dataset, loaded.flushed_lsn)));
         }
         let recovered = wal::recover(&dir.join("wal"))?;
         let next_lsn = recovered.last_lsn.max(max_lsn) + 1;
         let wal = Arc::new(Wal::start(&dir.join("wal"), next_lsn)?);
 
-        let mut by_id = HashMap::new();
-        let mut tables = HashMap::new();
-        for (def, tdir, dataset, flushed) in loaded {
-            let key = (def.schema.clone(), def.name.clone());
-            let t = Arc::new(Table::new(def, tdir, wal.clone(), dataset, flushed));
-            by_id.insert(t.def.id, t.clone());
-            tables.insert(key, t);
-        }
         let mut replayed = 0usize;
         for rec in recovered.records {
-            match rec.entry {
-                WalEntry::Insert { table_id, batches } => {
-                    // Records of dropped tables are simply not replayed.
-                    if let Some(t) = by_id.get(&table_id) {
-                        if rec.lsn > t.flushed_lsn() {
-                            replayed += batches.iter().map(|b| b.num_rows()).sum::<usize>();
-                            t.replay(rec.lsn, batches)?;
-                        }
-                    }
+            let WalEntry::Commit { changes } = rec.entry;
+            for c in changes {
+                // Records of dropped tables are simply not replayed.
+                let Some((t, version)) = by_id.get_mut(&c.table_id) else { continue };
+                t.saw_rowids(&c.inserts);
+                if rec.lsn > version.flushed_lsn {
+                    replayed += c.inserts.iter().map(|b| b.num_rows()).sum::<usize>() + c.deletes.len();
+                    version.apply(rec.lsn, c.truncate, &c.deletes, c.inserts);
                 }
             }
         }
+        let state = DbState { seq: 0, tables: by_id.into_iter().map(|(id, (_, v))| (id, Arc::new(v))).collect() };
         info!(dir = %dir.display(), tables = tables.len(), replayed_rows = replayed, next_lsn, "storage opened");
         Ok(Arc::new(Storage {
             dir,
             catalog: tokio::sync::Mutex::new(catalog),
             tables: RwLock::new(tables),
+            current: RwLock::new(Arc::new(state)),
             wal,
             policy,
+            readers: Mutex::new(BTreeMap::new()),
             _lock: lock,
         }))
     }
@@ -118,11 +128,133 @@ impl Storage {
         self.tables.read().unwrap().get(&(schema.to_string(), name.to_string())).cloned()
     }
 
+    fn table_by_id(&self, id: u64) -> Option<Arc<Table>> {
+        self.tables.read().unwrap().values().find(|t| t.def.id == id).cloned()
+    }
+
     pub fn table_names(&self, schema: &str) -> Vec<String> {
         let mut names: Vec<String> =
             self.tables.read().unwrap().keys().filter(|(s, _)| s == schema).map(|(_, n)| n.clone()).collect();
         names.sort();
         names
+    }
+
+    /// What a statement starting now reads.
+    pub fn snapshot(&self) -> Arc<DbState> {
+        self.current.read().unwrap().clone()
+    }
+
+    /// Replace the published state (commits, flushes, DDL).
+    fn publish(&self, change: impl FnOnce(&mut DbState)) -> u64 {
+        let mut current = self.current.write().unwrap();
+        let mut next = (**current).clone();
+        next.seq += 1;
+        change(&mut next);
+        let seq = next.seq;
+        *current = Arc::new(next);
+        seq
+    }
+
+    /// A transaction block opened at snapshot `seq`: deletes newer than it
+    /// must be remembered for its conflict checks until it ends.
+    pub fn register_reader(&self, seq: u64) {
+        *self.readers.lock().unwrap().entry(seq).or_default() += 1;
+    }
+
+    pub fn unregister_reader(&self, seq: u64) {
+        let mut readers = self.readers.lock().unwrap();
+        if let Some(n) = readers.get_mut(&seq) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(&seq);
+            }
+        }
+    }
+
+    fn oldest_reader(&self) -> Option<u64> {
+        self.readers.lock().unwrap().keys().next().copied()
+    }
+
+    /// Take `table`'s write lock for the rest of the transaction, unless held.
+    pub async fn lock_for_write(&self, table: &Table, txn: &TxnHandle) {
+        if txn.lock().unwrap().held.contains_key(&table.def.id) {
+            return;
+        }
+        let guard = table.write_lock.clone().lock_owned().await;
+        txn.lock().unwrap().held.insert(table.def.id, guard);
+    }
+
+    /// Check a transaction's primary-key writes to `table` now (inside a
+    /// block, as PostgreSQL reports 23505 at the statement, not at COMMIT).
+    pub async fn check_keys_now(&self, table: &Table, txn: &TxnHandle) -> Result<()> {
+        if !table.has_primary_key() {
+            return Ok(());
+        }
+        let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
+        let _guard = if holds { None } else { Some(table.write_lock.lock().await) };
+        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
+        table.ensure_keys_loaded(&latest).await?;
+        let writes = txn.lock().unwrap().writes.get(&table.def.id).cloned().unwrap_or_default();
+        table.check_keys(&writes).map(|_| ())
+    }
+
+    /// Make a transaction's writes durable and visible, all at once: lock
+    /// every table written (in id order), check keys and — for explicit
+    /// transactions — conflicts (40001), write one WAL record, publish.
+    pub async fn commit(&self, txn: &TxnHandle) -> Result<()> {
+        let (writes, read_seq, explicit, mut held) = {
+            let mut t = txn.lock().unwrap();
+            let writes: BTreeMap<u64, TableWrites> =
+                t.writes.iter().filter(|(_, w)| !w.is_empty()).map(|(k, w)| (*k, w.clone())).collect();
+            (writes, t.read_seq.unwrap_or(0), t.status != TxnStatus::Idle, std::mem::take(&mut t.held))
+        };
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tables = vec![];
+        for &id in writes.keys() {
+            let table = self.table_by_id(id).ok_or_else(|| {
+                TarnError::new(sqlstate::UNDEFINED_TABLE, "a table written by this transaction was dropped concurrently")
+            })?;
+            if !held.contains_key(&id) {
+                held.insert(id, table.write_lock.clone().lock_owned().await);
+            }
+            tables.push(table);
+        }
+        let latest = self.snapshot();
+        let mut changes = vec![];
+        let mut key_changes = vec![];
+        for (table, (id, w)) in tables.iter().zip(&writes) {
+            if explicit && table.conflicts(read_seq, w) {
+                return Err(TarnError::new(
+                    sqlstate::SERIALIZATION_FAILURE,
+                    "could not serialize access due to concurrent update",
+                ));
+            }
+            table.ensure_keys_loaded(&latest.table(*id).unwrap_or_default()).await?;
+            key_changes.push(table.check_keys(w)?);
+            changes.push(table_change(*id, w));
+        }
+        let entry = WalEntry::Commit { changes };
+        let WalEntry::Commit { changes } = &entry;
+        let seq = self
+            .wal
+            .append_then(&entry, |lsn| {
+                self.publish(|state| {
+                    for c in changes {
+                        let mut v = state.table(c.table_id).map(|v| (*v).clone()).unwrap_or_default();
+                        v.apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
+                        state.tables.insert(c.table_id, Arc::new(v));
+                    }
+                })
+            })
+            .await?;
+        for ((table, w), keys) in tables.iter().zip(writes.values()).zip(key_changes) {
+            table.apply_keys(keys);
+            table.note_deletes(seq, w);
+        }
+        drop(held);
+        Ok(())
     }
 
     /// Create a table durably. Returns false if it existed and `if_not_exists`.
@@ -138,7 +270,10 @@ impl Storage {
         let def = TableDef { id, schema: new.schema, name: new.name, columns: new.columns, primary_key: new.primary_key };
         catalog.commit(|tables| tables.push(def.clone()))?;
         let tdir = table_dir(&self.dir, id);
-        let table = Arc::new(Table::new(def.clone(), tdir, self.wal.clone(), None, 0));
+        let table = Arc::new(Table::new(def.clone(), tdir, 0));
+        self.publish(|state| {
+            state.tables.insert(id, Arc::new(TableVersion::default()));
+        });
         self.tables.write().unwrap().insert((def.schema.clone(), def.name.clone()), table);
         info!(table = %def.name, id, "table created");
         Ok(true)
@@ -153,9 +288,22 @@ impl Storage {
             }
             return Err(TarnError::undefined_table(name));
         };
+        // Wait for commits and flushes in progress on it.
+        let table = self.table(schema, name);
+        let _writing = match &table {
+            Some(t) => Some(t.write_lock.clone().lock_owned().await),
+            None => None,
+        };
+        let _flushing = match &table {
+            Some(t) => Some(t.flush_lock.lock().await),
+            None => None,
+        };
         catalog.commit(|tables| tables.retain(|t| t.id != def.id))?;
-        let removed = self.tables.write().unwrap().remove(&(schema.to_string(), name.to_string()));
-        if let Some(t) = removed {
+        self.tables.write().unwrap().remove(&(schema.to_string(), name.to_string()));
+        self.publish(|state| {
+            state.tables.remove(&def.id);
+        });
+        if let Some(t) = &table {
             // The catalog no longer names it, so its files are garbage even
             // if removing them fails now; startup removes orphans again.
             if let Err(e) = t.remove_files() {
@@ -166,30 +314,57 @@ impl Storage {
         Ok(true)
     }
 
+    /// Fold one table's unflushed changes into Lance and publish the result.
+    pub async fn flush_table(&self, table: &Table) -> Result<usize> {
+        let _flushing = table.flush_lock.lock().await;
+        let Some(version) = self.snapshot().table(table.def.id) else { return Ok(0) };
+        if version.oldest_unflushed.is_none() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let (dataset, rows) = table.fold(&version).await?;
+        let last_lsn = version.last_lsn;
+        self.publish(|state| {
+            if let Some(v) = state.table(table.def.id) {
+                let mut v = (*v).clone();
+                v.folded(dataset, last_lsn);
+                state.tables.insert(table.def.id, Arc::new(v));
+            }
+        });
+        table.prune_recent_deletes(self.oldest_reader());
+        table.log_flush(rows, last_lsn, started);
+        Ok(rows.max(1))
+    }
+
+    fn all_tables(&self) -> Vec<Arc<Table>> {
+        self.tables.read().unwrap().values().cloned().collect()
+    }
+
     /// Fold every table's delta into Lance and trim the WAL.
     pub async fn flush_all(&self) -> Result<()> {
-        let tables: Vec<_> = self.tables.read().unwrap().values().cloned().collect();
-        for t in tables {
-            t.flush().await?;
+        for t in self.all_tables() {
+            self.flush_table(&t).await?;
         }
         self.checkpoint().await;
         Ok(())
     }
 
     async fn checkpoint(&self) {
-        self.wal
-            .checkpoint_where(|| self.tables.read().unwrap().values().filter_map(|t| t.oldest_unflushed_lsn()).min())
-            .await;
+        self.wal.checkpoint_where(|| self.snapshot().tables.values().filter_map(|v| v.oldest_unflushed).min()).await;
     }
 
-    /// One pass of the flusher: flush tables whose delta is big or old.
+    /// One pass of the flusher: flush tables whose unflushed changes are
+    /// many or old.
     pub async fn flush_due(&self) -> Result<usize> {
-        let tables: Vec<_> = self.tables.read().unwrap().values().cloned().collect();
+        let state = self.snapshot();
         let mut flushed = 0;
-        for t in tables {
-            let (rows, age) = t.delta_stats();
-            if rows > 0 && (rows >= self.policy.max_rows || age.is_some_and(|a| a >= self.policy.max_age)) {
-                flushed += t.flush().await?;
+        for t in self.all_tables() {
+            let Some(v) = state.table(t.def.id) else { continue };
+            let age = v.unflushed_since.map(|at| at.elapsed());
+            if v.oldest_unflushed.is_some()
+                && (v.pending_rows() >= self.policy.max_rows || age.is_some_and(|a| a >= self.policy.max_age))
+            {
+                flushed += self.flush_table(&t).await?;
             }
         }
         if flushed > 0 {
@@ -213,6 +388,23 @@ impl Storage {
             }
         })
     }
+}
+
+/// The WAL form of a transaction's writes to one table: its own inserts
+/// that it deleted again are left out of both lists.
+fn table_change(table_id: u64, w: &TableWrites) -> TableChange {
+    let inserts = w.live_inserts();
+    let own: std::collections::HashSet<u64> = if w.deletes.is_empty() {
+        Default::default()
+    } else {
+        w.inserts
+            .iter()
+            .flat_map(|b| b.column(b.num_columns() - 1).as_primitive::<UInt64Type>().values().to_vec())
+            .collect()
+    };
+    let mut deletes: Vec<u64> = w.deletes.keys().copied().filter(|id| !own.contains(id)).collect();
+    deletes.sort_unstable();
+    TableChange { table_id, truncate: w.truncate, deletes, inserts }
 }
 
 fn table_dir(dir: &Path, id: u64) -> PathBuf {

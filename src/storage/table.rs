@@ -1,77 +1,72 @@
-//! A Tarn table: a Lance dataset plus an in-memory delta of WAL-durable rows
-//! not yet folded into Lance (brief invariant 4).
+//! A Tarn table: its definition, constraints, row ids and primary-key set,
+//! and folding its delta into Lance.
 //!
-//! Reads see one consistent snapshot — the dataset version and the delta
-//! taken together under one lock — so a flush that moves rows from the delta
-//! into Lance is invisible to readers. Writes are checked (NOT NULL, lengths,
-//! primary key), made durable in the WAL, and only then applied to the delta.
+//! What a table holds at any moment is a [`TableVersion`] published in
+//! storage's `DbState`; this type owns everything about the table that is not
+//! a snapshot: checking rows before they are written (NOT NULL, lengths,
+//! primary key), allocating row ids, and the flush that turns a version's
+//! delta and deletes into one Lance commit (brief invariant 4).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
-use async_trait::async_trait;
-use datafusion::catalog::Session;
-use datafusion::common::{Constraint, Constraints};
-use datafusion::datasource::sink::{DataSink, DataSinkExec};
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::Result as DfResult;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
-use datafusion::datasource::memory::MemorySourceConfig;
 use futures::TryStreamExt;
 use lance::Dataset;
-use lance::dataset::{InsertBuilder, WriteMode, WriteParams};
+use lance::dataset::transaction::{Operation, Transaction, UpdateMode};
+use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use tracing::{debug, info};
 
 use super::catalog::TableDef;
-use super::wal::{Wal, WalEntry};
-use crate::error::{Result, TarnError, sqlstate, to_df};
+use super::scan::read_columns;
+use super::txn::TableWrites;
+use super::version::{ROWID, TableVersion};
+use crate::error::{Result, TarnError, sqlstate};
 use crate::types::{PgType, schema_of};
 
 /// Transaction property holding the last WAL LSN folded into a Lance version.
 pub const FLUSHED_LSN_PROPERTY: &str = "tarn.flushed_lsn";
+/// Transaction property holding the table's next row id at that flush.
+pub const NEXT_ROWID_PROPERTY: &str = "tarn.next_rowid";
 
-/// Rows committed to the WAL but not yet to Lance.
-#[derive(Debug, Clone)]
-struct DeltaEntry {
-    lsn: u64,
-    batch: RecordBatch,
-    at: Instant,
-}
+/// An encoded primary-key value (Arrow row format).
+pub type Key = Box<[u8]>;
 
+/// How a commit changes the primary-key set.
 #[derive(Debug, Default)]
-struct TableState {
-    dataset: Option<Arc<Dataset>>,
-    delta: Vec<DeltaEntry>,
-    delta_rows: usize,
-    /// Every WAL record of this table with LSN <= this is in `dataset`.
-    flushed_lsn: u64,
+pub struct KeyChanges {
+    truncate: bool,
+    removed: Vec<Key>,
+    added: Vec<(Key, u64)>,
 }
 
 /// One table, shared by every session.
 pub struct Table {
     pub def: TableDef,
-    schema: SchemaRef,
+    /// The user's columns.
+    pub schema: SchemaRef,
+    /// The user's columns, then the row id: what Lance and the delta hold.
+    pub storage_schema: SchemaRef,
     dir: PathBuf,
-    wal: Arc<Wal>,
-    state: RwLock<TableState>,
-    /// Serialises writers so constraint checks and WAL order agree.
-    write_lock: tokio::sync::Mutex<()>,
+    /// Serialises commits to this table (and autocommit UPDATE/DELETE from
+    /// snapshot to commit), so key checks and WAL order agree.
+    pub write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Serialises flushes.
-    flush_lock: tokio::sync::Mutex<()>,
-    /// Primary-key values present, loaded on first write.
-    keys: Mutex<Option<HashSet<Box<[u8]>>>>,
+    pub flush_lock: tokio::sync::Mutex<()>,
+    /// Primary-key value → row id of the committed rows, loaded on first use.
+    keys: Mutex<Option<HashMap<Key, u64>>>,
+    next_rowid: AtomicU64,
+    /// Row id → publish sequence of recent deletes, for conflict checks of
+    /// explicit transactions; pruned once no open transaction is older.
+    recent_deletes: Mutex<HashMap<u64, u64>>,
+    /// Publish sequence of the last TRUNCATE.
+    truncated_seq: AtomicU64,
 }
 
 impl fmt::Debug for Table {
@@ -80,96 +75,74 @@ impl fmt::Debug for Table {
     }
 }
 
+/// What a table's Lance directory holds at startup.
+pub struct Loaded {
+    pub dataset: Option<Dataset>,
+    pub flushed_lsn: u64,
+    pub next_rowid: u64,
+}
+
 impl Table {
     /// Open a table's Lance dataset, if it has been flushed to at least once,
-    /// and the last WAL LSN folded into it.
-    pub async fn load_dataset(dir: &std::path::Path) -> Result<(Option<Dataset>, u64)> {
+    /// with the WAL position and row-id counter recorded with it.
+    pub async fn load_dataset(dir: &std::path::Path) -> Result<Loaded> {
         if !has_committed_version(dir) {
             // Never flushed, or a crash interrupted the first flush before
             // Lance committed a manifest: the rows are all still in the WAL.
-            return Ok((None, 0));
+            return Ok(Loaded { dataset: None, flushed_lsn: 0, next_rowid: 0 });
         }
         let ds = Dataset::open(path_str(dir)?).await?;
-        let lsn = read_flushed_lsn(&ds).await?;
-        Ok((Some(ds), lsn))
+        let (flushed_lsn, next_rowid) = read_flush_properties(&ds).await?;
+        Ok(Loaded { dataset: Some(ds), flushed_lsn, next_rowid })
     }
 
-    pub fn new(def: TableDef, dir: PathBuf, wal: Arc<Wal>, dataset: Option<Dataset>, flushed_lsn: u64) -> Table {
+    pub fn new(def: TableDef, dir: PathBuf, next_rowid: u64) -> Table {
         let columns: Vec<_> = def.columns.iter().map(|c| (c.name.clone(), c.pg_type(), true)).collect();
         // Every field is nullable in Arrow: NOT NULL is enforced here, with
         // PostgreSQL's error, rather than by Arrow's schema checks.
         let schema = schema_of(&columns);
-        let state = TableState { dataset: dataset.map(Arc::new), flushed_lsn, ..Default::default() };
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(ROWID, DataType::UInt64, false));
+        let storage_schema = Arc::new(Schema::new(fields));
         Table {
             def,
             schema,
+            storage_schema,
             dir,
-            wal,
-            state: RwLock::new(state),
-            write_lock: tokio::sync::Mutex::new(()),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
             flush_lock: tokio::sync::Mutex::new(()),
             keys: Mutex::new(None),
+            next_rowid: AtomicU64::new(next_rowid),
+            recent_deletes: Mutex::new(HashMap::new()),
+            truncated_seq: AtomicU64::new(0),
         }
     }
 
-    pub fn flushed_lsn(&self) -> u64 {
-        self.state.read().unwrap().flushed_lsn
-    }
-
-    /// Oldest LSN still only in the delta, if any.
-    pub fn oldest_unflushed_lsn(&self) -> Option<u64> {
-        self.state.read().unwrap().delta.first().map(|d| d.lsn)
-    }
-
-    /// Re-apply a WAL record found at recovery (already durable).
-    pub fn replay(&self, lsn: u64, batches: Vec<RecordBatch>) -> Result<()> {
-        let mut st = self.state.write().unwrap();
-        if lsn <= st.flushed_lsn {
-            return Ok(());
-        }
+    /// Recovery saw these row ids: never hand them out again.
+    pub fn saw_rowids(&self, batches: &[RecordBatch]) {
         for b in batches {
-            let batch = conform(&self.schema, &b)?;
-            st.delta_rows += batch.num_rows();
-            st.delta.push(DeltaEntry { lsn, batch, at: Instant::now() });
-        }
-        Ok(())
-    }
-
-    /// Rows in the delta and the age of its oldest entry.
-    pub fn delta_stats(&self) -> (usize, Option<std::time::Duration>) {
-        let st = self.state.read().unwrap();
-        (st.delta_rows, st.delta.first().map(|d| d.at.elapsed()))
-    }
-
-    /// Check and durably append one statement's rows. Returns the row count.
-    pub async fn insert(&self, batches: Vec<RecordBatch>) -> Result<u64> {
-        let batches = batches
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| conform(&self.schema, b).and_then(|b| self.check_row_constraints(b)))
-            .collect::<Result<Vec<_>>>()?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows == 0 {
-            return Ok(0);
-        }
-        let _writer = self.write_lock.lock().await;
-        let new_keys = self.check_primary_key(&batches).await?;
-        let entry = WalEntry::Insert { table_id: self.def.id, batches: batches.clone() };
-        self.wal
-            .append_then(&entry, |lsn| {
-                // Durable from here on: apply to what readers see.
-                let mut st = self.state.write().unwrap();
-                st.delta_rows += rows;
-                let at = Instant::now();
-                st.delta.extend(batches.into_iter().map(|batch| DeltaEntry { lsn, batch, at }));
-            })
-            .await?;
-        if let Some(new_keys) = new_keys {
-            if let Some(keys) = self.keys.lock().unwrap().as_mut() {
-                keys.extend(new_keys);
+            let ids = b.column(b.num_columns() - 1).as_primitive::<UInt64Type>();
+            if let Some(max) = ids.values().iter().max() {
+                self.next_rowid.fetch_max(max + 1, Ordering::Relaxed);
             }
         }
-        Ok(rows as u64)
+    }
+
+    /// Check rows about to be inserted (NOT NULL, lengths, char(n)
+    /// padding) and give them the storage schema with fresh row ids.
+    pub fn prepare_insert(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                let checked = self.check_row_constraints(conform(&self.schema, b)?)?;
+                let n = checked.num_rows() as u64;
+                let first = self.next_rowid.fetch_add(n, Ordering::Relaxed);
+                let mut columns = checked.columns().to_vec();
+                columns.push(Arc::new(UInt64Array::from_iter_values(first..first + n)));
+                Ok(RecordBatch::try_new(self.storage_schema.clone(), columns)?)
+            })
+            .collect()
     }
 
     /// NOT NULL, varchar(n)/char(n) lengths and char(n) padding.
@@ -192,27 +165,85 @@ impl Table {
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
-    /// Refuse rows whose key exists or repeats; returns the new keys.
-    async fn check_primary_key(&self, batches: &[RecordBatch]) -> Result<Option<Vec<Box<[u8]>>>> {
-        if self.def.primary_key.is_empty() {
-            return Ok(None);
+    pub fn has_primary_key(&self) -> bool {
+        !self.def.primary_key.is_empty()
+    }
+
+    /// Encoded primary-key values of `batch`'s rows; `key_columns` are the
+    /// key's columns in key order.
+    pub fn keys_of(&self, key_columns: &[ArrayRef]) -> Result<Vec<Key>> {
+        let fields = key_columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+        let converter = RowConverter::new(fields)?;
+        Ok(converter.convert_columns(key_columns)?.iter().map(|r| Key::from(r.as_ref())).collect())
+    }
+
+    fn key_columns(&self, batch: &RecordBatch) -> Vec<ArrayRef> {
+        self.def.primary_key.iter().map(|&i| batch.column(i).clone()).collect()
+    }
+
+    /// Load the key set from `version` (the latest, under the write lock).
+    pub async fn ensure_keys_loaded(&self, version: &TableVersion) -> Result<()> {
+        if !self.has_primary_key() || self.keys.lock().unwrap().is_some() {
+            return Ok(());
         }
-        self.ensure_keys_loaded().await?;
-        let converter = self.key_converter()?;
-        let guard = self.keys.lock().unwrap();
-        let existing = guard.as_ref().expect("loaded above");
-        let mut fresh: HashSet<Box<[u8]>> = HashSet::new();
-        for batch in batches {
-            let cols: Vec<ArrayRef> = self.def.primary_key.iter().map(|&i| batch.column(i).clone()).collect();
-            let rows = converter.convert_columns(&cols)?;
-            for (r, row) in rows.iter().enumerate() {
-                let key: Box<[u8]> = row.as_ref().into();
-                if existing.contains(&key) || !fresh.insert(key) {
-                    return Err(self.duplicate_key_error(&cols, r));
-                }
+        let mut keys = HashMap::new();
+        for batch in read_columns(version, &self.storage_schema, &self.def.primary_key).await? {
+            let cols: Vec<ArrayRef> = batch.columns()[..batch.num_columns() - 1].to_vec();
+            let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+            for (key, id) in self.keys_of(&cols)?.into_iter().zip(ids.values().iter()) {
+                keys.insert(key, *id);
             }
         }
-        Ok(Some(fresh.into_iter().collect()))
+        debug!(table = %self.def.name, keys = keys.len(), "primary-key set loaded");
+        *self.keys.lock().unwrap() = Some(keys);
+        Ok(())
+    }
+
+    /// Check a transaction's writes against the committed keys (loaded):
+    /// 23505 if an inserted key exists and is not deleted by the same
+    /// transaction, or repeats.
+    pub fn check_keys(&self, writes: &TableWrites) -> Result<KeyChanges> {
+        if !self.has_primary_key() {
+            return Ok(KeyChanges::default());
+        }
+        let guard = self.keys.lock().unwrap();
+        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let removed: Vec<Key> = writes
+            .deleted_keys
+            .iter()
+            .filter(|(id, key)| committed.get(key) == Some(id))
+            .map(|(_, key)| key.clone())
+            .collect();
+        let removed_set: HashSet<&Key> = removed.iter().collect();
+        let mut added: Vec<(Key, u64)> = vec![];
+        let mut fresh: HashSet<Key> = HashSet::new();
+        for batch in writes.live_inserts() {
+            let cols = self.key_columns(&batch);
+            let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+            for (r, key) in self.keys_of(&cols)?.into_iter().enumerate() {
+                let exists = !writes.truncate && committed.contains_key(&key) && !removed_set.contains(&key);
+                if exists || fresh.contains(&key) {
+                    return Err(self.duplicate_key_error(&cols, r));
+                }
+                fresh.insert(key.clone());
+                added.push((key, ids.value(r)));
+            }
+        }
+        drop(removed_set);
+        Ok(KeyChanges { truncate: writes.truncate, removed, added })
+    }
+
+    /// Apply a committed transaction's key changes.
+    pub fn apply_keys(&self, changes: KeyChanges) {
+        if let Some(keys) = self.keys.lock().unwrap().as_mut() {
+            if changes.truncate {
+                keys.clear();
+            }
+            for k in changes.removed {
+                keys.remove(&k);
+            }
+            keys.extend(changes.added);
+        }
     }
 
     fn duplicate_key_error(&self, cols: &[ArrayRef], row: usize) -> TarnError {
@@ -232,81 +263,134 @@ impl Table {
         .with_detail(format!("Key ({})=({}) already exists.", names.join(", "), values.join(", ")))
     }
 
-    fn key_converter(&self) -> Result<RowConverter> {
-        let fields = self.def.primary_key.iter().map(|&i| SortField::new(self.schema.field(i).data_type().clone())).collect();
-        Ok(RowConverter::new(fields)?)
+    /// Record the deletes of a publish (`seq`) for conflict checks.
+    pub fn note_deletes(&self, seq: u64, writes: &TableWrites) {
+        if writes.truncate {
+            self.truncated_seq.store(seq, Ordering::Release);
+        }
+        let mut recent = self.recent_deletes.lock().unwrap();
+        recent.extend(writes.deletes.keys().map(|&id| (id, seq)));
     }
 
-    async fn ensure_keys_loaded(&self) -> Result<()> {
-        if self.keys.lock().unwrap().is_some() {
-            return Ok(());
+    /// Whether another transaction deleted or truncated what `writes`
+    /// deleted after `read_seq` (first committer wins).
+    pub fn conflicts(&self, read_seq: u64, writes: &TableWrites) -> bool {
+        if writes.deletes.is_empty() && !writes.truncate {
+            return false;
         }
-        let (dataset, delta) = self.snapshot();
-        let converter = self.key_converter()?;
-        let mut keys = HashSet::new();
-        let mut add = |cols: Vec<ArrayRef>| -> Result<()> {
-            for row in converter.convert_columns(&cols)?.iter() {
-                keys.insert(Box::<[u8]>::from(row.as_ref()));
+        if self.truncated_seq.load(Ordering::Acquire) > read_seq {
+            return true;
+        }
+        let recent = self.recent_deletes.lock().unwrap();
+        writes.deletes.keys().any(|id| recent.get(id).is_some_and(|&s| s > read_seq))
+    }
+
+    /// Forget deletes no open transaction can conflict with.
+    pub fn prune_recent_deletes(&self, oldest_reader: Option<u64>) {
+        let mut recent = self.recent_deletes.lock().unwrap();
+        match oldest_reader {
+            None => recent.clear(),
+            Some(seq) => recent.retain(|_, s| *s > seq),
+        }
+    }
+
+    /// Write `version`'s unflushed changes into Lance as one commit that
+    /// records the newest LSN it folds. Returns the new dataset (None when
+    /// Lance needs no change) and the rows appended.
+    pub async fn fold(&self, version: &TableVersion) -> Result<(Option<Dataset>, usize)> {
+        let rows = version.live_delta();
+        let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
+        let props = HashMap::from([
+            (FLUSHED_LSN_PROPERTY.to_string(), version.last_lsn.to_string()),
+            (NEXT_ROWID_PROPERTY.to_string(), self.next_rowid.load(Ordering::Relaxed).to_string()),
+        ]);
+        let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
+        let Some(ds) = version.dataset.clone() else {
+            if rows.is_empty() {
+                return Ok((None, 0));
             }
-            Ok(())
+            let params = WriteParams { mode: WriteMode::Create, ..params }.with_transaction_properties(props);
+            let uri = path_str(&self.dir)?.to_string();
+            let ds = InsertBuilder::new(uri.as_str()).with_params(&params).execute(rows).await?;
+            return Ok((Some(ds), appended));
         };
-        if let Some(ds) = dataset {
-            let names: Vec<&str> = self.def.primary_key.iter().map(|&i| self.def.columns[i].name.as_str()).collect();
-            let mut scan = ds.scan();
-            scan.project(&names)?;
-            let mut stream = scan.try_into_stream().await?;
-            while let Some(batch) = stream.try_next().await? {
-                add(batch.columns().to_vec())?;
+        let (updated, removed) = self.lance_deletions(version, &ds).await?;
+        let new_fragments = if rows.is_empty() {
+            vec![]
+        } else {
+            let params = WriteParams { mode: WriteMode::Append, ..params };
+            match InsertBuilder::new(ds.clone()).with_params(&params).execute_uncommitted(rows).await?.operation {
+                Operation::Append { fragments } => fragments,
+                other => return Err(TarnError::internal(format!("Lance staged an unexpected {other:?}"))),
+            }
+        };
+        if updated.is_empty() && removed.is_empty() && new_fragments.is_empty() {
+            return Ok((None, 0));
+        }
+        let operation = if updated.is_empty() && removed.is_empty() {
+            Operation::Append { fragments: new_fragments }
+        } else {
+            Operation::Update {
+                removed_fragment_ids: removed,
+                updated_fragments: updated,
+                new_fragments,
+                fields_modified: vec![],
+                compacted_sstables: vec![],
+                fields_for_preserving_frag_bitmap: ds.schema().fields_pre_order().map(|f| f.id as u32).collect(),
+                update_mode: Some(UpdateMode::RewriteRows),
+                inserted_rows_filter: None,
+                updated_fragment_offsets: None,
+            }
+        };
+        let tx = Transaction::new(ds.version().version, operation, None);
+        let new_ds = CommitBuilder::new(ds).with_transaction_properties(props).execute(tx).await?;
+        Ok((Some(new_ds), appended))
+    }
+
+    /// Deletion-vector updates for the rows `version` deletes from `ds`:
+    /// (fragments with new deletion files, fragments now wholly deleted).
+    async fn lance_deletions(
+        &self,
+        version: &TableVersion,
+        ds: &Arc<Dataset>,
+    ) -> Result<(Vec<lance::table::format::Fragment>, Vec<u64>)> {
+        if version.dataset_truncated {
+            return Ok((vec![], ds.get_fragments().iter().map(|f| f.id() as u64).collect()));
+        }
+        if version.deleted.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        // Row ids are ours; Lance deletes by row address, found by one scan
+        // of the row-id column.
+        let mut by_fragment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut scan = ds.scan();
+        scan.project(&[ROWID])?;
+        scan.with_row_address();
+        let mut stream = scan.try_into_stream().await?;
+        while let Some(batch) = stream.try_next().await? {
+            let ids = batch.column(0).as_primitive::<UInt64Type>();
+            let addrs = batch.column(1).as_primitive::<UInt64Type>();
+            for (id, addr) in ids.values().iter().zip(addrs.values().iter()) {
+                if version.deleted.contains_key(id) {
+                    by_fragment.entry((addr >> 32) as u32).or_default().push(*addr as u32);
+                }
             }
         }
-        for d in delta {
-            add(self.def.primary_key.iter().map(|&i| d.column(i).clone()).collect())?;
+        let (mut updated, mut removed) = (vec![], vec![]);
+        for fragment in ds.get_fragments() {
+            if let Some(offsets) = by_fragment.remove(&(fragment.id() as u32)) {
+                let id = fragment.id() as u64;
+                match fragment.extend_deletions(offsets).await? {
+                    Some(f) => updated.push(f.metadata().clone()),
+                    None => removed.push(id),
+                }
+            }
         }
-        debug!(table = %self.def.name, keys = keys.len(), "primary-key set loaded");
-        *self.keys.lock().unwrap() = Some(keys);
-        Ok(())
+        Ok((updated, removed))
     }
 
-    /// The dataset version and delta rows a reader sees, taken together.
-    fn snapshot(&self) -> (Option<Arc<Dataset>>, Vec<RecordBatch>) {
-        let st = self.state.read().unwrap();
-        (st.dataset.clone(), st.delta.iter().map(|d| d.batch.clone()).collect())
-    }
-
-    /// Fold the current delta into Lance as one commit that records the
-    /// highest LSN it contains. Returns the rows flushed.
-    pub async fn flush(&self) -> Result<usize> {
-        let _flushing = self.flush_lock.lock().await;
-        let (dataset, entries) = {
-            let st = self.state.read().unwrap();
-            (st.dataset.clone(), st.delta.clone())
-        };
-        let Some(last_lsn) = entries.last().map(|e| e.lsn) else { return Ok(0) };
-        let batches: Vec<RecordBatch> = entries.iter().map(|e| e.batch.clone()).collect();
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let batch = concat_batches(&self.schema, &batches)?;
-        let started = Instant::now();
-        let params = WriteParams {
-            mode: if dataset.is_some() { WriteMode::Append } else { WriteMode::Create },
-            skip_auto_cleanup: true,
-            ..Default::default()
-        }
-        .with_transaction_properties(HashMap::from([(FLUSHED_LSN_PROPERTY.to_string(), last_lsn.to_string())]));
-        let uri = path_str(&self.dir)?.to_string();
-        let new_ds = match dataset {
-            Some(ds) => InsertBuilder::new(ds).with_params(&params).execute(vec![batch]).await?,
-            None => InsertBuilder::new(uri.as_str()).with_params(&params).execute(vec![batch]).await?,
-        };
-        {
-            let mut st = self.state.write().unwrap();
-            st.dataset = Some(Arc::new(new_ds));
-            let keep = st.delta.iter().position(|d| d.lsn > last_lsn).unwrap_or(st.delta.len());
-            st.delta.drain(..keep);
-            st.delta_rows = st.delta.iter().map(|d| d.batch.num_rows()).sum();
-            st.flushed_lsn = last_lsn;
-        }
+    pub fn log_flush(&self, rows: usize, last_lsn: u64, started: Instant) {
         info!(table = %self.def.name, rows, last_lsn, ms = started.elapsed().as_millis() as u64, "flushed delta into Lance");
-        Ok(rows)
     }
 
     /// Remove the table's files (after it left the catalog).
@@ -329,6 +413,10 @@ fn path_str(p: &std::path::Path) -> Result<&str> {
     p.to_str().ok_or_else(|| TarnError::internal(format!("data path {} is not UTF-8", p.display())))
 }
 
+/// Casts that fail on overflow instead of writing NULL.
+const STRICT_CAST: arrow::compute::CastOptions<'static> =
+    arrow::compute::CastOptions { safe: false, format_options: arrow::util::display::FormatOptions::new() };
+
 /// Give a batch exactly the table's schema (names, metadata, nullability).
 fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
     if batch.num_columns() != schema.fields().len() {
@@ -342,7 +430,7 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { arrow::compute::cast(c, f.data_type()) })
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { arrow::compute::cast_with_options(c, f.data_type(), &STRICT_CAST) })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
@@ -372,122 +460,21 @@ fn pad_bpchar(values: &StringArray, n: u32) -> Result<ArrayRef> {
     Ok(Arc::new(padded))
 }
 
-/// The highest flushed LSN recorded in the dataset's history.
-async fn read_flushed_lsn(ds: &Dataset) -> Result<u64> {
+/// The flushed LSN and next row id recorded with the newest flush.
+async fn read_flush_properties(ds: &Dataset) -> Result<(u64, u64)> {
     let mut versions = ds.versions().await?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     for v in versions {
         let at = if v.version == ds.version().version { ds.clone() } else { ds.checkout_version(v.version).await? };
         if let Some(tx) = at.read_transaction().await? {
-            if let Some(lsn) = tx.transaction_properties.as_ref().and_then(|p| p.get(FLUSHED_LSN_PROPERTY)) {
-                return lsn.parse().map_err(|_| TarnError::internal(format!("bad {FLUSHED_LSN_PROPERTY} {lsn:?}")));
-            }
+            let Some(props) = tx.transaction_properties.as_ref() else { continue };
+            let Some(lsn) = props.get(FLUSHED_LSN_PROPERTY) else { continue };
+            let parse = |name: &str, v: &str| -> Result<u64> {
+                v.parse().map_err(|_| TarnError::internal(format!("bad {name} {v:?} in Lance transaction properties")))
+            };
+            let next_rowid = props.get(NEXT_ROWID_PROPERTY).map(|v| parse(NEXT_ROWID_PROPERTY, v)).transpose()?.unwrap_or(0);
+            return Ok((parse(FLUSHED_LSN_PROPERTY, lsn)?, next_rowid));
         }
     }
-    Ok(0)
-}
-
-/// The DataFusion face of a [`Table`]: what the catalog hands the planner.
-#[derive(Debug)]
-pub struct TableHandle {
-    table: Arc<Table>,
-    constraints: Constraints,
-}
-
-impl TableHandle {
-    pub fn new(table: Arc<Table>) -> TableHandle {
-        let constraints = if table.def.primary_key.is_empty() {
-            Constraints::default()
-        } else {
-            Constraints::new_unverified(vec![Constraint::PrimaryKey(table.def.primary_key.clone())])
-        };
-        TableHandle { table, constraints }
-    }
-}
-
-#[async_trait]
-impl TableProvider for TableHandle {
-    fn schema(&self) -> SchemaRef {
-        self.table.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn constraints(&self) -> Option<&Constraints> {
-        Some(&self.constraints)
-    }
-
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Lance applies the filters exactly, but the delta is scanned
-        // unfiltered, so DataFusion must still filter the union.
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let (dataset, delta) = self.table.snapshot();
-        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
-        if let Some(ds) = dataset {
-            let lance = lance::datafusion::LanceTableProvider::new_with_ordering(ds, false, false, false);
-            inputs.push(lance.scan(state, projection, filters, limit).await?);
-        }
-        if !delta.is_empty() {
-            let mem = MemorySourceConfig::try_new_exec(&[delta], self.table.schema.clone(), projection.cloned())?;
-            inputs.push(mem);
-        }
-        if inputs.is_empty() {
-            let projected = datafusion::physical_plan::project_schema(&self.table.schema, projection)?;
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
-        UnionExec::try_new(inputs)
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        insert_op: InsertOp,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(to_df(TarnError::not_supported(format!("{insert_op} is not supported"))));
-        }
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(InsertSink { table: self.table.clone() }), None)))
-    }
-}
-
-/// Receives the rows of one INSERT statement.
-struct InsertSink {
-    table: Arc<Table>,
-}
-
-impl fmt::Debug for InsertSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InsertSink({})", self.table.def.name)
-    }
-}
-
-impl DisplayAs for InsertSink {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TarnInsert: table={}", self.table.def.name)
-    }
-}
-
-#[async_trait]
-impl DataSink for InsertSink {
-    fn schema(&self) -> &SchemaRef {
-        &self.table.schema
-    }
-
-    async fn write_all(&self, data: SendableRecordBatchStream, _ctx: &Arc<TaskContext>) -> DfResult<u64> {
-        // One statement is one WAL record: all of it commits or none does.
-        let batches: Vec<RecordBatch> = data.try_collect().await?;
-        self.table.insert(batches).await.map_err(to_df)
-    }
+    Ok((0, 0))
 }

@@ -27,7 +27,8 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 
@@ -37,6 +38,7 @@ use crate::engine::Engine;
 use crate::engine::execute::{Output, describe};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
+use crate::storage::txn::TxnStatus;
 use crate::types::PgType;
 use crate::types::decode::{decode_param, pg_type_for_oid};
 use crate::types::encode::Format;
@@ -172,7 +174,8 @@ impl SimpleQueryHandler for QueryHandler {
         let result = self.run_simple_query(client, &query.query).await;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         result?;
-        let status = client.transaction_status();
+        let status = wire_status(&session_of(&self.engine, client));
+        client.set_transaction_status(status);
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
         Ok(())
     }
@@ -185,6 +188,15 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         unreachable!("on_query is overridden and never calls do_query")
+    }
+}
+
+/// The transaction status ReadyForQuery reports ('I', 'T' or 'E').
+fn wire_status(session: &Session) -> TransactionStatus {
+    match session.transaction_status() {
+        TxnStatus::Idle => TransactionStatus::Idle,
+        TxnStatus::InBlock => TransactionStatus::Transaction,
+        TxnStatus::Failed => TransactionStatus::Error,
     }
 }
 
@@ -287,6 +299,23 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<StatementParser> {
         self.parser.clone()
+    }
+
+    /// ReadyForQuery carries the session's own transaction status (pgwire
+    /// guesses it from command tags, which misses failed blocks).
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal("");
+        let status = wire_status(&session_of(&self.engine, client));
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        client.flush().await?;
+        Ok(())
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>

@@ -127,7 +127,7 @@ async fn run_file(path: &Path) -> Vec<String> {
             ran += 1;
         }
         if let Err(e) = runner.run_async(record).await {
-            failures.push(format!("{e}"));
+            failures.push(format!("{}: {e}", e.location()));
         }
     }
     assert!(ran > 0, "{} has no statements or queries", path.display());

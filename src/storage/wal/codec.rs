@@ -9,10 +9,8 @@
 //! not match, marks a torn tail: everything from there on is discarded.
 
 use std::io::Cursor;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
@@ -28,8 +26,21 @@ pub const MAX_RECORD: usize = 1 << 31;
 /// What a WAL record says happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalEntry {
-    /// Rows appended to a table by one statement (Arrow IPC stream payload).
-    Insert { table_id: u64, batches: Vec<RecordBatch> },
+    /// One committed transaction: its changes to every table it wrote,
+    /// applied all together or not at all (brief invariant 2).
+    Commit { changes: Vec<TableChange> },
+}
+
+/// One transaction's changes to one table, applied in this order:
+/// truncate (drop every row visible before), delete rows by row id, insert.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableChange {
+    pub table_id: u64,
+    pub truncate: bool,
+    /// Row ids (`_tarn_rowid`) of rows deleted or replaced by an update.
+    pub deletes: Vec<u64>,
+    /// New rows in the table's storage schema (user columns + row id).
+    pub inserts: Vec<RecordBatch>,
 }
 
 /// A decoded record.
@@ -39,21 +50,38 @@ pub struct WalRecord {
     pub entry: WalEntry,
 }
 
-const KIND_INSERT: u8 = 1;
+const KIND_COMMIT: u8 = 2;
 
 /// Encode an entry's payload (without framing); the writer assigns the LSN.
+///
+/// ```text
+/// commit := n: u32, change*n
+/// change := table_id: u64, truncate: u8, ndel: u64, rowid: u64 * ndel,
+///           ipc_len: u64, ipc: Arrow IPC stream of the inserted rows (may be empty)
+/// ```
 pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
     match entry {
-        WalEntry::Insert { table_id, batches } => {
-            let mut payload = table_id.to_be_bytes().to_vec();
-            let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
-            let mut w = StreamWriter::try_new(&mut payload, &schema)?;
-            for b in batches {
-                w.write(b)?;
+        WalEntry::Commit { changes } => {
+            let mut out = (changes.len() as u32).to_be_bytes().to_vec();
+            for c in changes {
+                out.extend_from_slice(&c.table_id.to_be_bytes());
+                out.push(c.truncate as u8);
+                out.extend_from_slice(&(c.deletes.len() as u64).to_be_bytes());
+                for d in &c.deletes {
+                    out.extend_from_slice(&d.to_be_bytes());
+                }
+                let mut ipc = vec![];
+                if let Some(first) = c.inserts.first() {
+                    let mut w = StreamWriter::try_new(&mut ipc, &first.schema())?;
+                    for b in &c.inserts {
+                        w.write(b)?;
+                    }
+                    w.finish()?;
+                }
+                out.extend_from_slice(&(ipc.len() as u64).to_be_bytes());
+                out.extend_from_slice(&ipc);
             }
-            w.finish()?;
-            drop(w);
-            Ok((KIND_INSERT, payload))
+            Ok((KIND_COMMIT, out))
         }
     }
 }
@@ -109,15 +137,48 @@ pub fn scan(data: &[u8]) -> Result<Scan> {
     Ok(Scan { records, valid_len: pos, torn: pos < data.len() })
 }
 
+/// Reads big-endian fields off a payload, failing cleanly when it is short.
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
+        let end = end.ok_or_else(|| TarnError::internal("WAL record payload is shorter than its fields say"))?;
+        let out = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+}
+
 fn decode_entry(kind: u8, payload: &[u8]) -> Result<WalEntry> {
     match kind {
-        KIND_INSERT => {
-            let table_id = u64::from_be_bytes(
-                payload.get(..8).ok_or_else(|| TarnError::internal("WAL insert record too short"))?.try_into().unwrap(),
-            );
-            let reader = StreamReader::try_new(Cursor::new(&payload[8..]), None)?;
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(WalEntry::Insert { table_id, batches })
+        KIND_COMMIT => {
+            let mut r = Reader { data: payload, pos: 0 };
+            let n = u32::from_be_bytes(r.take(4)?.try_into().unwrap()) as usize;
+            let mut changes = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let table_id = r.u64()?;
+                let truncate = r.take(1)?[0] != 0;
+                let ndel = r.u64()? as usize;
+                let bytes = r.take(ndel.checked_mul(8).ok_or_else(|| TarnError::internal("WAL delete count overflows"))?)?;
+                let deletes = bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
+                let ipc_len = r.u64()? as usize;
+                let ipc = r.take(ipc_len)?;
+                let inserts = if ipc.is_empty() {
+                    vec![]
+                } else {
+                    StreamReader::try_new(Cursor::new(ipc), None)?.collect::<std::result::Result<Vec<_>, _>>()?
+                };
+                changes.push(TableChange { table_id, truncate, deletes, inserts });
+            }
+            Ok(WalEntry::Commit { changes })
         }
         other => Err(TarnError::internal(format!("WAL record of unknown kind {other}: written by a newer Tarn?"))),
     }
@@ -127,7 +188,8 @@ fn decode_entry(kind: u8, payload: &[u8]) -> Result<WalEntry> {
 mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn batch(n: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("s", DataType::Utf8, true)]));
@@ -138,10 +200,19 @@ mod tests {
         .unwrap()
     }
 
+    fn commit(n: i64) -> WalEntry {
+        WalEntry::Commit {
+            changes: vec![
+                TableChange { table_id: 7, truncate: false, deletes: vec![3, 9], inserts: vec![batch(n)] },
+                TableChange { table_id: 8, truncate: true, deletes: vec![], inserts: vec![] },
+            ],
+        }
+    }
+
     fn encoded(lsns: &[u64]) -> Vec<u8> {
         let mut out = vec![];
         for &lsn in lsns {
-            let (kind, payload) = encode_entry(&WalEntry::Insert { table_id: 7, batches: vec![batch(lsn as i64)] }).unwrap();
+            let (kind, payload) = encode_entry(&commit(lsn as i64)).unwrap();
             frame(&mut out, lsn, kind, &payload);
         }
         out
@@ -155,7 +226,7 @@ mod tests {
         assert_eq!(s.valid_len, data.len());
         assert_eq!(s.records.len(), 3);
         assert_eq!(s.records[2].lsn, 3);
-        assert_eq!(s.records[1].entry, WalEntry::Insert { table_id: 7, batches: vec![batch(2)] });
+        assert_eq!(s.records[1].entry, commit(2));
     }
 
     #[test]
@@ -178,6 +249,15 @@ mod tests {
         let s = scan(&data).unwrap();
         assert_eq!(s.records.len(), 1);
         assert!(s.torn);
+    }
+
+    #[test]
+    fn short_payloads_are_errors_not_panics() {
+        let (kind, payload) = encode_entry(&commit(1)).unwrap();
+        for cut in 0..payload.len() {
+            let _ = decode_entry(kind, &payload[..cut]);
+        }
+        assert!(decode_entry(kind, &payload[..12]).is_err());
     }
 
     #[test]

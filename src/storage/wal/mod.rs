@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-pub use codec::{WalEntry, WalRecord};
+pub use codec::{TableChange, WalEntry, WalRecord};
 
 use crate::error::{Result, TarnError};
 
@@ -137,7 +137,7 @@ impl Wal {
             // must never be acknowledged.
             return Err(TarnError::new(
                 "54000",
-                format!("one statement may write at most {} MiB; split the INSERT", codec::MAX_RECORD >> 20),
+                format!("one transaction may write at most {} MiB to the WAL; split it into smaller ones", codec::MAX_RECORD >> 20),
             ));
         }
         let (reply, rx) = oneshot::channel();
@@ -314,9 +314,12 @@ mod tests {
 
     fn insert(v: i64) -> WalEntry {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
-        WalEntry::Insert {
-            table_id: 1,
-            batches: vec![RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![v]))]).unwrap()],
+        WalEntry::Commit {
+            changes: vec![codec::TableChange {
+                table_id: 1,
+                inserts: vec![RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![v]))]).unwrap()],
+                ..Default::default()
+            }],
         }
     }
 

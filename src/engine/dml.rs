@@ -1,0 +1,236 @@
+//! UPDATE, DELETE and TRUNCATE.
+//!
+//! DataFusion plans `UPDATE`/`DELETE` but has no notion of a row's identity,
+//! so Tarn turns each into a row selection it plans as an ordinary query
+//! over the target table with its hidden row id exposed:
+//!
+//! ```text
+//! DELETE FROM t USING u WHERE c       →  SELECT t._tarn_rowid, t.<pk…> FROM t, u WHERE c
+//! UPDATE t SET a = e FROM u WHERE c   →  SELECT t._tarn_rowid, t.<pk…>, <e or t.col for each column> FROM t, u WHERE c
+//! ```
+//!
+//! The selected row ids become the transaction's deletes and the computed
+//! rows its inserts (an update is a delete plus an insert of the new row
+//! version). The AST is built from the statement's own parts; nothing is
+//! re-serialised.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident, ObjectName, ObjectNamePart, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, TableWithJoins, Update, UpdateTableFromKind,
+};
+
+use super::WITH_ROWID;
+use super::execute::{Output, plan};
+use crate::error::{Result, TarnError, sqlstate};
+use crate::session::Session;
+use crate::sql::{normalize_ident, qualified_name};
+use crate::storage::table::Table;
+use crate::storage::txn::TxnStatus;
+use crate::storage::version::ROWID;
+
+/// A DML statement turned into its row selection.
+pub struct Selection {
+    pub table: Arc<Table>,
+    /// `SELECT rowid, pk…, [new values…] FROM … WHERE …`
+    pub query: Statement,
+    /// For UPDATE: where the new row's columns start in the selection.
+    pub new_values_at: Option<usize>,
+}
+
+/// Build the row selection of an UPDATE or DELETE.
+pub fn selection(session: &Session, stmt: &Statement) -> Result<Selection> {
+    match stmt {
+        Statement::Delete(d) => delete_selection(session, d),
+        Statement::Update(u) => update_selection(session, u),
+        _ => Err(TarnError::internal("dml::selection called on a statement that is not UPDATE or DELETE")),
+    }
+}
+
+fn delete_selection(session: &Session, d: &Delete) -> Result<Selection> {
+    if d.returning.is_some() {
+        return Err(TarnError::not_supported("DELETE … RETURNING is not supported yet"));
+    }
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+    let [target] = from.as_slice() else {
+        return Err(TarnError::syntax("DELETE takes exactly one target table"));
+    };
+    let (table, target, alias) = resolve_target(session, target)?;
+    let items = key_items(&table, &alias);
+    let mut tables = vec![target];
+    tables.extend(d.using.iter().flatten().cloned());
+    Ok(Selection { table, query: select(items, tables, d.selection.clone())?, new_values_at: None })
+}
+
+fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
+    if u.returning.is_some() {
+        return Err(TarnError::not_supported("UPDATE … RETURNING is not supported yet"));
+    }
+    let (table, target, alias) = resolve_target(session, &u.table)?;
+    let mut values: Vec<Option<Expr>> = vec![None; table.def.columns.len()];
+    for Assignment { target: assigned, value } in &u.assignments {
+        let AssignmentTarget::ColumnName(name) = assigned else {
+            return Err(TarnError::not_supported("UPDATE … SET (a, b) = … is not supported yet"));
+        };
+        let column = name.0.last().and_then(ObjectNamePart::as_ident).map(normalize_ident).unwrap_or_default();
+        let Some(i) = table.def.columns.iter().position(|c| c.name == column) else {
+            return Err(TarnError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{column}\" of relation \"{}\" does not exist", table.def.name),
+            ));
+        };
+        if values[i].replace(value.clone()).is_some() {
+            return Err(TarnError::syntax(format!("multiple assignments to same column \"{column}\"")));
+        }
+    }
+    let mut items = key_items(&table, &alias);
+    let new_values_at = items.len();
+    for (i, value) in values.into_iter().enumerate() {
+        let expr = value.unwrap_or_else(|| column_ref(&alias, &table.def.columns[i].name));
+        items.push(expr);
+    }
+    let mut tables = vec![target];
+    if let Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) = &u.from {
+        tables.extend(from.iter().cloned());
+    }
+    Ok(Selection { table, query: select(items, tables, u.selection.clone())?, new_values_at: Some(new_values_at) })
+}
+
+/// The target table, its FROM item with the row id exposed, and the name
+/// its columns are qualified with.
+fn resolve_target(session: &Session, target: &TableWithJoins) -> Result<(Arc<Table>, TableWithJoins, Ident)> {
+    let TableFactor::Table { name, alias, .. } = &target.relation else {
+        return Err(TarnError::syntax("the target of UPDATE/DELETE must be a table"));
+    };
+    if !target.joins.is_empty() {
+        return Err(TarnError::syntax("the target of UPDATE/DELETE cannot be a join"));
+    }
+    let (schema, table_name) = qualified_name(name)?;
+    let table = session.engine().storage.table(&schema, &table_name).ok_or_else(|| TarnError::undefined_table(&table_name))?;
+    let alias_ident = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
+    let mut exposed = target.clone();
+    if let TableFactor::Table { name, alias, .. } = &mut exposed.relation {
+        let mut parts = name.0.clone();
+        parts.pop();
+        parts.push(ObjectNamePart::Identifier(Ident::with_quote('"', format!("{table_name}{WITH_ROWID}"))));
+        *name = ObjectName(parts);
+        *alias = Some(TableAlias { explicit: true, name: alias_ident.clone(), columns: vec![], at: None });
+    }
+    Ok((table, exposed, alias_ident))
+}
+
+fn column_ref(qualifier: &Ident, column: &str) -> Expr {
+    Expr::CompoundIdentifier(vec![qualifier.clone(), Ident::with_quote('"', column)])
+}
+
+/// The row id, then the primary-key columns (for the key set).
+fn key_items(table: &Table, alias: &Ident) -> Vec<Expr> {
+    let mut items = vec![column_ref(alias, ROWID)];
+    items.extend(table.def.primary_key.iter().map(|&i| column_ref(alias, &table.def.columns[i].name)));
+    items
+}
+
+fn select(items: Vec<Expr>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Result<Statement> {
+    let mut query = crate::sql::parse("SELECT 1")?.remove(0);
+    let Statement::Query(q) = &mut query else { unreachable!("SELECT parses as a query") };
+    let SetExpr::Select(s) = q.body.as_mut() else { unreachable!("SELECT parses as a select") };
+    // Positional aliases: the same column may be selected twice (old key and
+    // unchanged new value), and DataFusion refuses duplicate names.
+    s.projection = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, expr)| SelectItem::ExprWithAlias { expr, alias: Ident::new(format!("c{i}")) })
+        .collect();
+    s.from = from;
+    s.selection = selection;
+    Ok(query)
+}
+
+/// Plan the row selection (for Describe: parameter types).
+pub async fn plan_selection(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
+    plan(session, &selection(session, stmt)?.query).await
+}
+
+/// Run an UPDATE or DELETE into the session's transaction.
+pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
+    let sel = selection(session, stmt)?;
+    let storage = &session.engine().storage;
+    let txn = session.txn();
+    if txn.lock().unwrap().status == TxnStatus::Idle {
+        // Autocommit: hold the table's write lock from before the snapshot
+        // to the commit, so concurrent updates of the same rows serialise
+        // and none is lost.
+        storage.lock_for_write(&sel.table, txn).await;
+        txn.lock().unwrap().snapshot = storage.snapshot();
+    }
+    let mut plan = plan(session, &sel.query).await?;
+    if let Some(params) = params {
+        plan = plan.with_param_values(params)?;
+    }
+    let batches = session.context().execute_logical_plan(plan).await?.collect().await?;
+
+    let table = &sel.table;
+    let key_len = table.def.primary_key.len();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut deleted_keys = vec![];
+    let mut new_rows = vec![];
+    for batch in &batches {
+        let ids = batch.column(0).as_primitive::<UInt64Type>();
+        // UPDATE … FROM may join a row more than once: PostgreSQL updates it
+        // once, with one of the matches.
+        let first: arrow::array::BooleanArray = ids.values().iter().map(|id| Some(seen.insert(*id))).collect();
+        let batch = arrow::compute::filter_record_batch(batch, &first)?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let ids = batch.column(0).as_primitive::<UInt64Type>().clone();
+        if key_len > 0 {
+            let key_cols: Vec<ArrayRef> = batch.columns()[1..1 + key_len].to_vec();
+            let keys = table.keys_of(&key_cols)?;
+            deleted_keys.extend(ids.values().iter().copied().zip(keys));
+        }
+        if let Some(at) = sel.new_values_at {
+            let columns = batch.columns()[at..].to_vec();
+            let fields: Vec<_> = columns.iter().zip(table.schema.fields()).map(|(c, f)| f.as_ref().clone().with_data_type(c.data_type().clone())).collect();
+            new_rows.push(RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?);
+        }
+    }
+    let count = seen.len();
+    let new_rows = table.prepare_insert(new_rows)?;
+    let in_block = {
+        let mut t = txn.lock().unwrap();
+        let w = t.table_writes(table.def.id);
+        for id in &seen {
+            w.deletes.insert(*id, 0);
+        }
+        w.deleted_keys.extend(deleted_keys);
+        w.inserts.extend(new_rows);
+        t.status != TxnStatus::Idle
+    };
+    if in_block && sel.new_values_at.is_some() {
+        storage.check_keys_now(table, txn).await?;
+    }
+    let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
+    Ok(Output::Command { tag: format!("{verb} {count}"), parameter_status: None })
+}
+
+/// `TRUNCATE a, b`: every row of each table goes, atomically with the rest
+/// of the transaction.
+pub async fn truncate(session: &Session, names: &[(String, String)]) -> Result<Output> {
+    let storage = &session.engine().storage;
+    let mut tables = vec![];
+    for (schema, name) in names {
+        tables.push(storage.table(schema, name).ok_or_else(|| TarnError::undefined_table(name))?);
+    }
+    let mut txn = session.txn().lock().unwrap();
+    for t in tables {
+        txn.table_writes(t.def.id).truncate();
+    }
+    Ok(Output::Command { tag: "TRUNCATE TABLE".into(), parameter_status: None })
+}

@@ -1,0 +1,192 @@
+//! Transaction blocks as PostgreSQL runs them: BEGIN/COMMIT/ROLLBACK,
+//! savepoints, the failed state (25P02) and per-statement snapshots.
+
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::TryStreamExt;
+
+use super::Session;
+use crate::engine::execute::Output;
+use crate::error::{Result, TarnError, sqlstate};
+use crate::sql::TxnCommand;
+use crate::storage::txn::{Isolation, TxnStatus};
+
+fn tag(t: &str) -> Output {
+    Output::Command { tag: t.into(), parameter_status: None }
+}
+
+fn aborted() -> TarnError {
+    TarnError::new(
+        sqlstate::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+impl Session {
+    /// Before a statement: refuse it in a failed block, and give it its
+    /// snapshot (a fresh one, except under REPEATABLE READ after the block's
+    /// first statement).
+    pub(super) fn begin_statement(&self) -> Result<()> {
+        let snapshot = self.engine.storage.snapshot();
+        let mut t = self.txn.lock().unwrap();
+        match t.status {
+            TxnStatus::Failed => return Err(aborted()),
+            TxnStatus::Idle => t.snapshot = snapshot,
+            TxnStatus::InBlock => {
+                if !(t.isolation == Isolation::RepeatableRead && t.snapshot_pinned) {
+                    t.snapshot = snapshot;
+                }
+                t.snapshot_pinned = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a statement: commit an autocommit statement's writes, or
+    /// discard them if it failed; a failure inside a block fails the block.
+    pub(super) async fn end_statement(&self, result: Result<Output>) -> Result<Output> {
+        if self.transaction_status() != TxnStatus::Idle {
+            return match result {
+                Ok(Output::Rows { schema, stream }) => {
+                    // An error while the rows stream fails the block too.
+                    let txn = self.txn.clone();
+                    let stream = stream.inspect_err(move |_| {
+                        let mut t = txn.lock().unwrap();
+                        if t.status == TxnStatus::InBlock {
+                            t.status = TxnStatus::Failed;
+                        }
+                    });
+                    Ok(Output::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
+                }
+                other => other.map_err(|e| self.statement_failed(e)),
+            };
+        }
+        let committed = match result {
+            Ok(out) => self.engine.storage.commit(&self.txn).await.map(|_| out),
+            Err(e) => Err(e),
+        };
+        self.txn.lock().unwrap().reset();
+        committed
+    }
+
+    /// Note a statement's failure: inside a block, the block fails.
+    pub(super) fn statement_failed(&self, e: TarnError) -> TarnError {
+        let mut t = self.txn.lock().unwrap();
+        if t.status == TxnStatus::InBlock {
+            t.status = TxnStatus::Failed;
+        }
+        e
+    }
+
+    pub(super) async fn transaction_command(&self, cmd: TxnCommand) -> Result<Output> {
+        let status = self.transaction_status();
+        if status == TxnStatus::Failed && !matches!(cmd, TxnCommand::Commit | TxnCommand::Rollback | TxnCommand::RollbackTo(_)) {
+            return Err(aborted());
+        }
+        match cmd {
+            TxnCommand::Begin { isolation } => {
+                // BEGIN inside a block is a warning in PostgreSQL, not an error.
+                if status == TxnStatus::Idle {
+                    let seq = self.engine.storage.snapshot().seq;
+                    self.engine.storage.register_reader(seq);
+                    let mut t = self.txn.lock().unwrap();
+                    t.reset();
+                    t.status = TxnStatus::InBlock;
+                    t.isolation = isolation.unwrap_or_else(|| self.settings().default_isolation());
+                    t.registered_seq = Some(seq);
+                }
+                Ok(tag("BEGIN"))
+            }
+            TxnCommand::Commit => {
+                let result = match status {
+                    TxnStatus::InBlock => self.engine.storage.commit(&self.txn).await.map(|_| tag("COMMIT")),
+                    // COMMIT of a failed block rolls it back, as PostgreSQL does.
+                    TxnStatus::Failed => Ok(tag("ROLLBACK")),
+                    TxnStatus::Idle => Ok(tag("COMMIT")),
+                };
+                self.end_block();
+                result
+            }
+            TxnCommand::Rollback => {
+                self.end_block();
+                Ok(tag("ROLLBACK"))
+            }
+            TxnCommand::Savepoint(name) => {
+                let mut t = self.txn.lock().unwrap();
+                if t.status == TxnStatus::Idle {
+                    return Err(outside_block("SAVEPOINT"));
+                }
+                let writes = t.writes.clone();
+                t.savepoints.push((name, writes));
+                Ok(tag("SAVEPOINT"))
+            }
+            TxnCommand::RollbackTo(name) => {
+                let mut t = self.txn.lock().unwrap();
+                if t.status == TxnStatus::Idle {
+                    return Err(outside_block("ROLLBACK TO SAVEPOINT"));
+                }
+                let at = find_savepoint(&t.savepoints, &name)?;
+                // The savepoint stays; later ones go.
+                t.savepoints.truncate(at + 1);
+                t.writes = t.savepoints[at].1.clone();
+                t.status = TxnStatus::InBlock;
+                Ok(tag("ROLLBACK"))
+            }
+            TxnCommand::Release(name) => {
+                let mut t = self.txn.lock().unwrap();
+                if t.status == TxnStatus::Idle {
+                    return Err(outside_block("RELEASE SAVEPOINT"));
+                }
+                let at = find_savepoint(&t.savepoints, &name)?;
+                t.savepoints.truncate(at);
+                Ok(tag("RELEASE"))
+            }
+            TxnCommand::SetIsolation(isolation) => {
+                let mut t = self.txn.lock().unwrap();
+                if t.status == TxnStatus::Idle {
+                    // PostgreSQL warns and does nothing outside a block.
+                    return Ok(tag("SET"));
+                }
+                if t.snapshot_pinned {
+                    return Err(TarnError::new(
+                        sqlstate::ACTIVE_SQL_TRANSACTION,
+                        "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+                    ));
+                }
+                t.isolation = isolation;
+                Ok(tag("SET"))
+            }
+        }
+    }
+
+    /// Leave the block, discarding whatever was not committed.
+    fn end_block(&self) {
+        let mut t = self.txn.lock().unwrap();
+        if let Some(seq) = t.registered_seq.take() {
+            self.engine.storage.unregister_reader(seq);
+        }
+        t.reset();
+        t.status = TxnStatus::Idle;
+    }
+}
+
+fn outside_block(what: &str) -> TarnError {
+    TarnError::new(sqlstate::NO_ACTIVE_SQL_TRANSACTION, format!("{what} can only be used in transaction blocks"))
+}
+
+fn find_savepoint(savepoints: &[(String, std::collections::BTreeMap<u64, crate::storage::txn::TableWrites>)], name: &str) -> Result<usize> {
+    savepoints
+        .iter()
+        .rposition(|(n, _)| n == name)
+        .ok_or_else(|| TarnError::new(sqlstate::INVALID_SAVEPOINT_SPECIFICATION, format!("savepoint \"{name}\" does not exist")))
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A connection that goes away inside a block rolls it back.
+        if let Ok(mut t) = self.txn.lock() {
+            if let Some(seq) = t.registered_seq.take() {
+                self.engine.storage.unregister_reader(seq);
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The DataFusion face of a table for one session: a `TableProvider` that
+//! reads the session transaction's snapshot plus its own uncommitted writes,
+//! and an INSERT sink that adds rows to those writes.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{Constraint, Constraints};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use futures::TryStreamExt;
+
+use super::Storage;
+use super::scan::{self, ScanSource};
+use super::table::Table;
+use super::txn::{TableWrites, TxnHandle, TxnStatus};
+use super::version::TableVersion;
+use crate::error::{TarnError, to_df};
+
+/// One table as one session's statements see it.
+pub struct TableHandle {
+    storage: Arc<Storage>,
+    table: Arc<Table>,
+    txn: TxnHandle,
+    /// Expose the hidden row id as a last column (UPDATE/DELETE planning).
+    with_rowid: bool,
+    constraints: Constraints,
+}
+
+impl fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TableHandle({})", self.table.def.name)
+    }
+}
+
+impl TableHandle {
+    pub fn new(storage: Arc<Storage>, table: Arc<Table>, txn: TxnHandle, with_rowid: bool) -> TableHandle {
+        let constraints = if table.def.primary_key.is_empty() {
+            Constraints::default()
+        } else {
+            Constraints::new_unverified(vec![Constraint::PrimaryKey(table.def.primary_key.clone())])
+        };
+        TableHandle { storage, table, txn, with_rowid, constraints }
+    }
+
+    /// The committed version and own writes a scan reads, taken together.
+    fn view(&self) -> (Arc<TableVersion>, TableWrites) {
+        let txn = self.txn.lock().unwrap();
+        let version = txn.snapshot.table(self.table.def.id).unwrap_or_default();
+        let own = txn.writes.get(&self.table.def.id).cloned().unwrap_or_default();
+        (version, own)
+    }
+}
+
+#[async_trait]
+impl TableProvider for TableHandle {
+    fn schema(&self) -> SchemaRef {
+        if self.with_rowid { self.table.storage_schema.clone() } else { self.table.schema.clone() }
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        Some(&self.constraints)
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Lance applies the filters exactly, but the delta is scanned
+        // unfiltered, so DataFusion must still filter the union.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let (version, own) = self.view();
+        let source = ScanSource {
+            version: &version,
+            own_truncate: own.truncate,
+            own_inserts: &own.inserts,
+            own_deletes: Some(&own.deletes),
+        };
+        scan::plan(source, &self.table.storage_schema, state, projection, filters, limit).await
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(to_df(TarnError::not_supported(format!("{insert_op} is not supported"))));
+        }
+        let sink = InsertSink { storage: self.storage.clone(), table: self.table.clone(), txn: self.txn.clone() };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Receives the rows of one INSERT statement into the transaction's writes.
+struct InsertSink {
+    storage: Arc<Storage>,
+    table: Arc<Table>,
+    txn: TxnHandle,
+}
+
+impl fmt::Debug for InsertSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InsertSink({})", self.table.def.name)
+    }
+}
+
+impl DisplayAs for InsertSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TarnInsert: table={}", self.table.def.name)
+    }
+}
+
+#[async_trait]
+impl DataSink for InsertSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    async fn write_all(&self, data: SendableRecordBatchStream, _ctx: &Arc<TaskContext>) -> DfResult<u64> {
+        let batches: Vec<RecordBatch> = data.try_collect().await?;
+        let rows = self.table.prepare_insert(batches).map_err(to_df)?;
+        let count: usize = rows.iter().map(|b| b.num_rows()).sum();
+        let in_block = {
+            let mut txn = self.txn.lock().unwrap();
+            txn.table_writes(self.table.def.id).inserts.extend(rows);
+            txn.status != TxnStatus::Idle
+        };
+        if in_block {
+            // Inside a block the key check happens now, as in PostgreSQL,
+            // and again at COMMIT.
+            self.storage.check_keys_now(&self.table, &self.txn).await.map_err(to_df)?;
+        }
+        Ok(count as u64)
+    }
+}

@@ -1,0 +1,195 @@
+//! Immutable table versions: what one reader sees of a table.
+//!
+//! A [`TableVersion`] is a Lance dataset version plus the WAL-durable changes
+//! not yet folded into it — inserted rows (the delta) and deleted row ids —
+//! held in persistent collections (`imbl`), so taking a snapshot is a cheap
+//! clone and a commit never copies the whole delta. [`DbState`] maps every
+//! table to its version; a commit publishes a new `DbState` atomically, so a
+//! statement that reads one `DbState` sees whole transactions only (brief
+//! invariants 2 and 3).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use lance::Dataset;
+
+/// The hidden column every stored row carries: a per-table id that never
+/// changes and is never reused, so deletes and updates can name rows in Lance
+/// and in the delta alike (Lance's own row addresses move at compaction).
+pub const ROWID: &str = "_tarn_rowid";
+
+/// Rows committed to the WAL but not yet to Lance (storage schema: the user
+/// columns, then [`ROWID`]).
+#[derive(Debug, Clone)]
+pub struct DeltaEntry {
+    pub lsn: u64,
+    pub batch: RecordBatch,
+    pub at: Instant,
+}
+
+/// One table as a reader sees it.
+#[derive(Debug, Clone, Default)]
+pub struct TableVersion {
+    pub dataset: Option<Arc<Dataset>>,
+    /// A TRUNCATE not yet flushed: every row of `dataset` is gone.
+    pub dataset_truncated: bool,
+    pub delta: imbl::Vector<DeltaEntry>,
+    pub delta_rows: usize,
+    /// Deleted row ids (of `dataset` or `delta` rows) → LSN of the delete.
+    pub deleted: imbl::HashMap<u64, u64>,
+    /// Every change with LSN <= this is in `dataset`.
+    pub flushed_lsn: u64,
+    /// The newest LSN applied.
+    pub last_lsn: u64,
+    /// The oldest LSN applied but not yet in `dataset`.
+    pub oldest_unflushed: Option<u64>,
+    /// When the oldest unflushed change arrived (for the flush policy).
+    pub unflushed_since: Option<Instant>,
+    last_truncate_lsn: u64,
+}
+
+impl TableVersion {
+    pub fn new(dataset: Option<Dataset>, flushed_lsn: u64) -> TableVersion {
+        TableVersion { dataset: dataset.map(Arc::new), flushed_lsn, last_lsn: flushed_lsn, ..Default::default() }
+    }
+
+    /// Apply one committed change. `inserts` are in the storage schema.
+    /// Changes already folded into `dataset` (replayed at recovery) are skipped.
+    pub fn apply(&mut self, lsn: u64, truncate: bool, deletes: &[u64], inserts: Vec<RecordBatch>) {
+        if lsn <= self.flushed_lsn {
+            return;
+        }
+        if truncate {
+            self.dataset_truncated = self.dataset.is_some();
+            self.delta.clear();
+            self.delta_rows = 0;
+            self.deleted.clear();
+            self.last_truncate_lsn = lsn;
+        }
+        for &rowid in deletes {
+            self.deleted.insert(rowid, lsn);
+        }
+        let at = Instant::now();
+        for batch in inserts.into_iter().filter(|b| b.num_rows() > 0) {
+            self.delta_rows += batch.num_rows();
+            self.delta.push_back(DeltaEntry { lsn, batch, at });
+        }
+        self.oldest_unflushed.get_or_insert(lsn);
+        self.unflushed_since.get_or_insert(at);
+        self.last_lsn = self.last_lsn.max(lsn);
+    }
+
+    /// Whether the reader must filter deleted rows out.
+    pub fn has_deletes(&self) -> bool {
+        !self.deleted.is_empty()
+    }
+
+    /// The delta's rows that are still live, in the storage schema.
+    pub fn live_delta(&self) -> Vec<RecordBatch> {
+        self.delta.iter().filter_map(|d| without_deleted(&d.batch, &self.deleted)).collect()
+    }
+
+    /// After a flush folded everything up to `last_lsn` into `dataset`:
+    /// keep only what is newer.
+    /// `dataset` is None when the flush needed no Lance change (everything
+    /// it folded cancelled out).
+    pub fn folded(&mut self, dataset: Option<Dataset>, last_lsn: u64) {
+        if let Some(ds) = dataset {
+            self.dataset = Some(Arc::new(ds));
+        }
+        if self.last_truncate_lsn <= last_lsn {
+            self.dataset_truncated = false;
+        }
+        self.delta.retain(|d| d.lsn > last_lsn);
+        self.deleted.retain(|_, lsn| *lsn > last_lsn);
+        self.delta_rows = self.delta.iter().map(|d| d.batch.num_rows()).sum();
+        self.flushed_lsn = last_lsn;
+        let newer_truncate = (self.last_truncate_lsn > last_lsn).then_some(self.last_truncate_lsn);
+        self.oldest_unflushed = self
+            .delta
+            .iter()
+            .map(|d| d.lsn)
+            .chain(self.deleted.values().copied())
+            .chain(newer_truncate)
+            .min();
+        self.unflushed_since = self.oldest_unflushed.map(|_| Instant::now());
+    }
+
+    /// Rows waiting to be flushed (inserted or deleted).
+    pub fn pending_rows(&self) -> usize {
+        self.delta_rows + self.deleted.len()
+    }
+}
+
+/// `batch` without the rows whose row id (its last column) is in `deleted`;
+/// None if no row is left.
+pub fn without_deleted(batch: &RecordBatch, deleted: &imbl::HashMap<u64, u64>) -> Option<RecordBatch> {
+    if deleted.is_empty() {
+        return (batch.num_rows() > 0).then(|| batch.clone());
+    }
+    let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+    let keep: arrow::array::BooleanArray = ids.values().iter().map(|id| Some(!deleted.contains_key(id))).collect();
+    let out = arrow::compute::filter_record_batch(batch, &keep).expect("filter with a mask of the batch's length");
+    (out.num_rows() > 0).then_some(out)
+}
+
+/// Every table's version at one commit: what one statement reads.
+#[derive(Debug, Clone, Default)]
+pub struct DbState {
+    /// Increases by one with every publish.
+    pub seq: u64,
+    pub tables: imbl::HashMap<u64, Arc<TableVersion>>,
+}
+
+impl DbState {
+    pub fn table(&self, id: u64) -> Option<Arc<TableVersion>> {
+        self.tables.get(&id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn rows(ids: &[u64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true), Field::new(ROWID, DataType::UInt64, false)]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.iter().map(|&i| i as i64 * 10).collect::<Vec<_>>())),
+                Arc::new(UInt64Array::from(ids.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn live_ids(v: &TableVersion) -> Vec<u64> {
+        v.live_delta().iter().flat_map(|b| b.column(1).as_primitive::<UInt64Type>().values().to_vec()).collect()
+    }
+
+    #[test]
+    fn deletes_and_truncates_apply_in_lsn_order() {
+        let mut v = TableVersion::new(None, 0);
+        v.apply(1, false, &[], vec![rows(&[1, 2, 3])]);
+        v.apply(2, false, &[2], vec![rows(&[4])]);
+        assert_eq!(live_ids(&v), vec![1, 3, 4]);
+        assert_eq!(v.oldest_unflushed, Some(1));
+        v.apply(3, true, &[], vec![rows(&[5])]);
+        assert_eq!(live_ids(&v), vec![5]);
+        assert!(!v.has_deletes());
+    }
+
+    #[test]
+    fn changes_already_flushed_are_not_replayed() {
+        let mut v = TableVersion::new(None, 5);
+        v.apply(4, false, &[], vec![rows(&[1])]);
+        assert_eq!(v.delta_rows, 0);
+        assert_eq!(v.oldest_unflushed, None);
+        v.apply(6, false, &[9], vec![]);
+        assert_eq!(v.oldest_unflushed, Some(6));
+    }
+}
