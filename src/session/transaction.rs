@@ -32,7 +32,13 @@ impl Session {
             TxnStatus::Failed => return Err(aborted()),
             TxnStatus::Idle => t.snapshot = snapshot,
             TxnStatus::InBlock => {
-                if !(t.isolation == Isolation::RepeatableRead && t.snapshot_pinned) {
+                // READ COMMITTED takes a new snapshot per statement — until
+                // the block first writes: its own writes are relative to the
+                // snapshot they were made against, so it keeps reading that
+                // one (a concurrent change to the same rows then fails its
+                // COMMIT with 40001 rather than showing two versions of a row).
+                let keep = t.snapshot_pinned && (t.isolation == Isolation::RepeatableRead || t.has_writes());
+                if !keep {
                     t.snapshot = snapshot;
                 }
                 t.snapshot_pinned = true;

@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use futures::TryStreamExt;
 use lance::Dataset;
-use lance::dataset::transaction::{Operation, Transaction, UpdateMode};
+use lance::dataset::transaction::{Operation, TransactionBuilder, UpdateMode};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use tracing::{debug, info};
 
@@ -342,8 +342,13 @@ impl Table {
                 updated_fragment_offsets: None,
             }
         };
-        let tx = Transaction::new(ds.version().version, operation, None);
-        let new_ds = CommitBuilder::new(ds).with_transaction_properties(props).execute(tx).await?;
+        // The properties go on the transaction itself: Lance 14's
+        // `CommitBuilder::with_transaction_properties` stores them but never
+        // writes them.
+        let tx = TransactionBuilder::new(ds.version().version, operation)
+            .transaction_properties(Some(Arc::new(props)))
+            .build();
+        let new_ds = CommitBuilder::new(ds).execute(tx).await?;
         Ok((Some(new_ds), appended))
     }
 

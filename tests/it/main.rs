@@ -6,3 +6,4 @@ mod durability;
 mod harness;
 mod slt;
 mod wire;
+mod transactions;
