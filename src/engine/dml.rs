@@ -42,6 +42,8 @@ pub struct Selection {
     pub query: Statement,
     /// For UPDATE: where the new row's columns start in the selection.
     pub new_values_at: Option<usize>,
+    /// The name the statement's columns are qualified with.
+    pub alias: Ident,
 }
 
 /// Build the row selection of an UPDATE or DELETE.
@@ -54,24 +56,22 @@ pub fn selection(session: &Session, stmt: &Statement) -> Result<Selection> {
 }
 
 fn delete_selection(session: &Session, d: &Delete) -> Result<Selection> {
-    if d.returning.is_some() {
-        return Err(TarnError::not_supported("DELETE … RETURNING is not supported yet"));
-    }
     let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
     let [target] = from.as_slice() else {
         return Err(TarnError::syntax("DELETE takes exactly one target table"));
     };
     let (table, target, alias) = resolve_target(session, target)?;
-    let items = key_items(&table, &alias);
+    let mut items = key_items(&table, &alias);
+    // The deleted rows' values, for RETURNING.
+    if d.returning.is_some() {
+        items.extend(table.def.columns.iter().map(|c| column_ref(&alias, &c.name)));
+    }
     let mut tables = vec![target];
     tables.extend(d.using.iter().flatten().cloned());
-    Ok(Selection { table, query: select(items, tables, d.selection.clone())?, new_values_at: None })
+    Ok(Selection { table, query: select(positional(items), tables, d.selection.clone())?, new_values_at: None, alias })
 }
 
 fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
-    if u.returning.is_some() {
-        return Err(TarnError::not_supported("UPDATE … RETURNING is not supported yet"));
-    }
     let (table, target, alias) = resolve_target(session, &u.table)?;
     let mut values: Vec<Option<Expr>> = vec![None; table.def.columns.len()];
     for Assignment { target: assigned, value } in &u.assignments {
@@ -85,6 +85,10 @@ fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
                 format!("column \"{column}\" of relation \"{}\" does not exist", table.def.name),
             ));
         };
+        if table.def.columns[i].identity == Some(crate::storage::catalog::Identity::Always) {
+            return Err(TarnError::new("428C9", format!("column \"{column}\" can only be updated to DEFAULT"))
+                .with_detail(format!("Column \"{column}\" is an identity column defined as GENERATED ALWAYS.")));
+        }
         if values[i].replace(value.clone()).is_some() {
             return Err(TarnError::syntax(format!("multiple assignments to same column \"{column}\"")));
         }
@@ -99,7 +103,12 @@ fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
     if let Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) = &u.from {
         tables.extend(from.iter().cloned());
     }
-    Ok(Selection { table, query: select(items, tables, u.selection.clone())?, new_values_at: Some(new_values_at) })
+    Ok(Selection {
+        table,
+        query: select(positional(items), tables, u.selection.clone())?,
+        new_values_at: Some(new_values_at),
+        alias,
+    })
 }
 
 /// The target table, its FROM item with the row id exposed, and the name
@@ -136,20 +145,36 @@ fn key_items(table: &Table, alias: &Ident) -> Vec<Expr> {
     items
 }
 
-fn select(items: Vec<Expr>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Result<Statement> {
-    let mut query = crate::sql::parse("SELECT 1")?.remove(0);
+/// `SELECT items FROM from WHERE selection`, built from parts.
+pub fn select(items: Vec<SelectItem>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Result<Statement> {
+    let mut query = crate::sql::parse("SELECT 1 FROM x")?.remove(0);
     let Statement::Query(q) = &mut query else { unreachable!("SELECT parses as a query") };
     let SetExpr::Select(s) = q.body.as_mut() else { unreachable!("SELECT parses as a select") };
-    // Positional aliases: the same column may be selected twice (old key and
-    // unchanged new value), and DataFusion refuses duplicate names.
-    s.projection = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, expr)| SelectItem::ExprWithAlias { expr, alias: Ident::new(format!("c{i}")) })
-        .collect();
+    s.projection = items;
     s.from = from;
     s.selection = selection;
     Ok(query)
+}
+
+/// A row selection's items. Positional aliases: the same column may be
+/// selected twice (old key and unchanged new value), and DataFusion refuses
+/// duplicate names.
+fn positional(items: Vec<Expr>) -> Vec<SelectItem> {
+    items.into_iter().enumerate().map(|(i, expr)| SelectItem::ExprWithAlias { expr, alias: Ident::new(format!("c{i}")) }).collect()
+}
+
+/// `FROM "<name>" AS alias`, as a FROM item.
+pub fn table_ref(name: &str, alias: Ident) -> TableWithJoins {
+    let Ok(Statement::Query(q)) = crate::sql::parse("SELECT 1 FROM x").map(|mut v| v.remove(0)) else {
+        unreachable!("SELECT parses as a query")
+    };
+    let SetExpr::Select(s) = *q.body else { unreachable!("SELECT parses as a select") };
+    let mut from = s.from.into_iter().next().expect("one FROM item");
+    if let TableFactor::Table { name: n, alias: a, .. } = &mut from.relation {
+        *n = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', name))]);
+        *a = Some(TableAlias { explicit: true, name: alias, columns: vec![], at: None });
+    }
+    from
 }
 
 /// Plan the row selection (for Describe: parameter types).
@@ -180,6 +205,7 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
     let mut seen: HashSet<u64> = HashSet::new();
     let mut deleted_keys = vec![];
     let mut new_rows = vec![];
+    let mut old_rows = vec![];
     for batch in &batches {
         let ids = batch.column(0).as_primitive::<UInt64Type>();
         // UPDATE … FROM may join a row more than once: PostgreSQL updates it
@@ -195,6 +221,10 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
             let keys = table.keys_of(&key_cols)?;
             deleted_keys.extend(ids.values().iter().copied().zip(keys));
         }
+        if sel.new_values_at.is_none() && batch.num_columns() > 1 + key_len {
+            let columns = batch.columns()[1 + key_len..].to_vec();
+            old_rows.push(RecordBatch::try_new(table.schema.clone(), columns)?);
+        }
         if let Some(at) = sel.new_values_at {
             let columns = batch.columns()[at..].to_vec();
             let fields: Vec<_> = columns.iter().zip(table.schema.fields()).map(|(c, f)| f.as_ref().clone().with_data_type(c.data_type().clone())).collect();
@@ -202,7 +232,15 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
         }
     }
     let count = seen.len();
-    let new_rows = table.prepare_insert(new_rows)?;
+    let new_rows = table.prepare_insert(new_rows, false)?;
+    let user_columns: Vec<usize> = (0..table.schema.fields().len()).collect();
+    let returned: Vec<RecordBatch> = match sel.new_values_at {
+        Some(_) => new_rows
+            .iter()
+            .map(|b| Ok(RecordBatch::try_new(table.schema.clone(), b.project(&user_columns)?.columns().to_vec())?))
+            .collect::<Result<_>>()?,
+        None => old_rows,
+    };
     let in_block = {
         let mut t = txn.lock().unwrap();
         let w = t.table_writes(table.def.id);
@@ -217,6 +255,9 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
         storage.check_keys_now(table, txn).await?;
     }
     let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
+    if let Some(items) = returning_items(stmt) {
+        return super::returning::project(session, table, sel.alias.clone(), items, returned, verb).await;
+    }
     Ok(Output::Command { tag: format!("{verb} {count}"), parameter_status: None })
 }
 
@@ -233,4 +274,12 @@ pub async fn truncate(session: &Session, names: &[(String, String)]) -> Result<O
         txn.table_writes(t.def.id).truncate();
     }
     Ok(Output::Command { tag: "TRUNCATE TABLE".into(), parameter_status: None })
+}
+
+fn returning_items(stmt: &Statement) -> Option<Vec<SelectItem>> {
+    match stmt {
+        Statement::Update(u) => u.returning.clone(),
+        Statement::Delete(d) => d.returning.clone(),
+        _ => None,
+    }
 }

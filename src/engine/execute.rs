@@ -11,16 +11,19 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    ConflictTarget, Ident, Insert, OnConflict, OnConflictAction, OnInsert, Statement, TableObject,
+};
 
-use crate::error::{Result, TarnError};
+use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::sql::{Command, naming};
 
 /// What a statement produced.
 pub enum Output {
-    /// A result set, streamed.
-    Rows { schema: SchemaRef, stream: SendableRecordBatchStream },
+    /// A result set, streamed. `tag` is the command tag's verb: `SELECT`, or
+    /// `INSERT 0`/`UPDATE`/`DELETE` for RETURNING (the row count follows).
+    Rows { schema: SchemaRef, stream: SendableRecordBatchStream, tag: &'static str },
     /// A command tag (`CREATE TABLE`, `INSERT 0 2`), and a setting to report
     /// to the client in ParameterStatus if the command changed one.
     Command { tag: String, parameter_status: Option<(String, String)> },
@@ -41,16 +44,28 @@ pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {
     match cmd {
         Command::Plan(stmt) => {
+            if let Statement::Insert(ins) = stmt.as_ref() {
+                if ins.returning.is_some() || ins.on.is_some() {
+                    return insert(session, ins, params).await;
+                }
+            }
             let mut plan = plan(session, &stmt).await?;
             if let Some(params) = params {
                 plan = plan.with_param_values(params)?;
             }
             Ok(match run_plan(session, plan).await? {
-                Output::Rows { schema, stream } => Output::Rows { schema: postgres_column_names(&stmt, &schema), stream },
+                Output::Rows { schema, stream, tag } => {
+                    Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag }
+                }
                 other => other,
             })
         }
         Command::CreateTable(ct) => {
+            for c in &ct.table.columns {
+                if let Some(sql) = &c.default {
+                    super::plan_default(sql, &c.pg_type())?;
+                }
+            }
             session.engine().storage.create_table(ct.table, ct.if_not_exists).await?;
             Ok(Output::tag("CREATE TABLE"))
         }
@@ -69,6 +84,93 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         }
         Command::Show { name } => show(session, &name),
         Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
+    }
+}
+
+/// INSERT with RETURNING and/or `ON CONFLICT (key) DO NOTHING`: DataFusion
+/// plans the plain INSERT; the sink skips conflicting rows and keeps a copy
+/// of what it wrote for RETURNING.
+async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) -> Result<Output> {
+    let mut plain = ins.clone();
+    let items = plain.returning.take();
+    let TableObject::TableName(name) = &plain.table else {
+        return Err(TarnError::not_supported("INSERT INTO a table function is not supported"));
+    };
+    let (schema, table_name) = crate::sql::qualified_name(name)?;
+    let storage = &session.engine().storage;
+    let table = storage.table(&schema, &table_name).ok_or_else(|| TarnError::undefined_table(&table_name))?;
+    let skip_conflicts = match plain.on.take() {
+        None => false,
+        Some(OnInsert::OnConflict(OnConflict { conflict_target, action: OnConflictAction::DoNothing })) => {
+            check_conflict_target(&table, conflict_target.as_ref())?;
+            true
+        }
+        Some(OnInsert::OnConflict(_)) => {
+            return Err(TarnError::not_supported("INSERT … ON CONFLICT … DO UPDATE is not supported yet"));
+        }
+        Some(_) => return Err(TarnError::not_supported("ON DUPLICATE KEY UPDATE is MySQL syntax; use ON CONFLICT")),
+    };
+    let txn = session.txn();
+    if skip_conflicts && txn.lock().unwrap().status == crate::storage::txn::TxnStatus::Idle {
+        // Autocommit: decide which rows conflict under the table's write
+        // lock, held to the commit, so a concurrent insert cannot slip in.
+        storage.lock_for_write(&table, txn).await;
+        txn.lock().unwrap().snapshot = storage.snapshot();
+    }
+    {
+        let mut t = txn.lock().unwrap();
+        t.statement.skip_conflicts = skip_conflicts;
+        t.statement.capture = items.is_some().then(Vec::new);
+    }
+    let result = async {
+        let mut p = plan(session, &Statement::Insert(plain)).await?;
+        if let Some(params) = params {
+            p = p.with_param_values(params)?;
+        }
+        run_plan(session, p).await
+    }
+    .await;
+    let captured = {
+        let mut t = txn.lock().unwrap();
+        t.statement.skip_conflicts = false;
+        t.statement.capture.take()
+    };
+    let out = result?;
+    match items {
+        None => Ok(out),
+        Some(items) => {
+            let alias = ins.table_alias.as_ref().map(|a| a.alias.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
+            super::returning::project(session, &table, alias, items, captured.unwrap_or_default(), "INSERT 0").await
+        }
+    }
+}
+
+/// `ON CONFLICT (cols)` must name the primary key (Tarn's only unique
+/// constraint); no target means any key conflict.
+fn check_conflict_target(table: &crate::storage::table::Table, target: Option<&ConflictTarget>) -> Result<()> {
+    let mismatch = || {
+        TarnError::new("42P10", "there is no unique or exclusion constraint matching the ON CONFLICT specification")
+    };
+    match target {
+        None => Ok(()),
+        Some(ConflictTarget::Columns(cols)) => {
+            let mut named: Vec<String> = cols.iter().map(crate::sql::normalize_ident).collect();
+            let mut key: Vec<String> = table.def.primary_key.iter().map(|&i| table.def.columns[i].name.clone()).collect();
+            named.sort();
+            key.sort();
+            if key.is_empty() || named != key { Err(mismatch()) } else { Ok(()) }
+        }
+        Some(ConflictTarget::OnConstraint(name)) => {
+            let n = name.0.last().and_then(|p| p.as_ident()).map(crate::sql::normalize_ident).unwrap_or_default();
+            if table.has_primary_key() && n == table.def.pkey_name() {
+                Ok(())
+            } else {
+                Err(TarnError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("constraint \"{n}\" for table \"{}\" does not exist", table.def.name),
+                ))
+            }
+        }
     }
 }
 
@@ -97,7 +199,7 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
         None => {
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let stream = df.execute_stream().await?;
-            Ok(Output::Rows { schema, stream })
+            Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }
 }
@@ -133,12 +235,12 @@ fn show(session: &Session, name: &str) -> Result<Output> {
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
-    Ok(Output::Rows { schema, stream: Box::pin(stream) })
+    Ok(Output::Rows { schema, stream: Box::pin(stream), tag: "SELECT" })
 }
 
 /// The result schema with columns named as PostgreSQL names them (the
 /// batches themselves are encoded by position, so only the header changes).
-fn postgres_column_names(stmt: &Statement, schema: &Schema) -> SchemaRef {
+pub(crate) fn postgres_column_names(stmt: &Statement, schema: &Schema) -> SchemaRef {
     let planned: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let names = naming::output_names(stmt).and_then(|n| naming::resolve(&n, &planned));
     match names {

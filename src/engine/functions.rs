@@ -43,6 +43,7 @@ impl ScalarUDFImpl for Version {
 /// Register Tarn's functions, replacing DataFusion's of the same name.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(Version { signature: Signature::exact(vec![], Volatility::Stable) }));
+    super::ids::register(ctx);
 }
 
 #[cfg(test)]

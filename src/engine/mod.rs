@@ -7,6 +7,8 @@
 pub mod dml;
 pub mod execute;
 pub mod functions;
+pub mod ids;
+pub mod returning;
 
 use std::fmt;
 use std::sync::Arc;
@@ -108,17 +110,64 @@ impl SchemaProvider for TarnSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name.ends_with(returning::RETURNING) {
+            return Ok(self.txn.lock().unwrap().statement.returning.clone());
+        }
         let (name, with_rowid) = match name.strip_suffix(WITH_ROWID) {
             Some(n) => (n, true),
             None => (name, false),
         };
-        Ok(self
-            .storage
-            .table(&self.name, name)
-            .map(|t| Arc::new(TableHandle::new(self.storage.clone(), t, self.txn.clone(), with_rowid)) as _))
+        Ok(self.storage.table(&self.name, name).map(|t| {
+            t.defaults.get_or_init(|| Arc::new(column_defaults(&t.def)));
+            Arc::new(TableHandle::new(self.storage.clone(), t, self.txn.clone(), with_rowid)) as _
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
+        if name.ends_with(returning::RETURNING) {
+            return self.txn.lock().unwrap().statement.returning.is_some();
+        }
         self.storage.table(&self.name, name.strip_suffix(WITH_ROWID).unwrap_or(name)).is_some()
     }
+}
+
+/// A context for planning DEFAULT expressions: Tarn's functions, no tables.
+fn defaults_context() -> &'static SessionContext {
+    static CTX: std::sync::OnceLock<SessionContext> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| {
+        let config = SessionConfig::new().set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
+        let ctx = SessionContext::new_with_config(config);
+        functions::register(&ctx);
+        ctx
+    })
+}
+
+/// Plan a column's DEFAULT expression (SQL text) as a value of the column's
+/// type. Column references are refused as PostgreSQL refuses them.
+pub fn plan_default(sql: &str, ty: &crate::types::PgType) -> crate::error::Result<datafusion::logical_expr::Expr> {
+    use crate::error::{TarnError, sqlstate};
+    let empty = datafusion::common::DFSchema::empty();
+    let expr = defaults_context().parse_sql_expr(sql, &empty).map_err(|e| {
+        let e = TarnError::from(e);
+        if e.code == sqlstate::UNDEFINED_COLUMN {
+            TarnError::new(sqlstate::FEATURE_NOT_SUPPORTED, "cannot use column reference in DEFAULT expression")
+        } else {
+            e
+        }
+    })?;
+    use datafusion::logical_expr::ExprSchemable;
+    Ok(expr.cast_to(&ty.arrow_type(), &empty)?)
+}
+
+/// Every column's planned DEFAULT (None where it has none).
+fn column_defaults(def: &crate::storage::catalog::TableDef) -> Vec<Option<datafusion::logical_expr::Expr>> {
+    def.columns
+        .iter()
+        .map(|c| {
+            let sql = c.default.as_ref()?;
+            plan_default(sql, &c.pg_type())
+                .map_err(|e| tracing::error!(table = %def.name, column = %c.name, error = %e, "stored DEFAULT no longer plans"))
+                .ok()
+        })
+        .collect()
 }

@@ -52,7 +52,7 @@ impl Session {
     pub(super) async fn end_statement(&self, result: Result<Output>) -> Result<Output> {
         if self.transaction_status() != TxnStatus::Idle {
             return match result {
-                Ok(Output::Rows { schema, stream }) => {
+                Ok(Output::Rows { schema, stream, tag }) => {
                     // An error while the rows stream fails the block too.
                     let txn = self.txn.clone();
                     let stream = stream.inspect_err(move |_| {
@@ -61,7 +61,8 @@ impl Session {
                             t.status = TxnStatus::Failed;
                         }
                     });
-                    Ok(Output::Rows { schema: schema.clone(), stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)) })
+                    let stream = Box::pin(RecordBatchStreamAdapter::new(schema.clone(), stream));
+                    Ok(Output::Rows { schema, stream, tag })
                 }
                 other => other.map_err(|e| self.statement_failed(e)),
             };

@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, TableConstraint}
 use super::{normalize_ident, qualified_name};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::storage::NewTable;
-use crate::storage::catalog::ColumnDef;
+use crate::storage::catalog::{ColumnDef, Identity};
 use crate::types::PgType;
 
 /// A parsed and checked `CREATE TABLE`.
@@ -56,8 +56,12 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
         if columns.iter().any(|c| c.name == col_name) {
             return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{col_name}\" specified more than once")));
         }
-        let ty = PgType::from_sql(&col.data_type)?;
-        let mut not_null = false;
+        let (ty, mut identity) = match serial_type(&col.data_type) {
+            Some(ty) => (ty, Some(Identity::ByDefault)),
+            None => (PgType::from_sql(&col.data_type)?, None),
+        };
+        let mut not_null = identity.is_some();
+        let mut default = None;
         for opt in &col.options {
             match &opt.option {
                 ColumnOption::Null => {}
@@ -67,14 +71,40 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
                     not_null = true;
                 }
                 ColumnOption::Default(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => {}
-                ColumnOption::Default(_) => return unsupported("column DEFAULT"),
+                ColumnOption::Default(expr) => {
+                    if identity.is_some() {
+                        return Err(TarnError::syntax(format!(
+                            "both default and identity specified for column \"{col_name}\" of table \"{name}\""
+                        )));
+                    }
+                    default = Some(expr.to_string());
+                }
+                ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+                    if identity.is_some() || default.is_some() {
+                        return Err(TarnError::syntax(format!(
+                            "multiple identity specifications for column \"{col_name}\" of table \"{name}\""
+                        )));
+                    }
+                    if !matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
+                        return Err(TarnError::new(
+                            sqlstate::INVALID_PARAMETER_VALUE,
+                            "identity column type must be smallint, integer, or bigint",
+                        ));
+                    }
+                    identity = Some(match generated_as {
+                        ast::GeneratedAs::Always => Identity::Always,
+                        _ => Identity::ByDefault,
+                    });
+                    not_null = true;
+                }
+                ColumnOption::Generated { .. } => return unsupported("GENERATED ALWAYS AS (expression)"),
                 ColumnOption::Unique(_) => return unsupported("UNIQUE"),
                 ColumnOption::ForeignKey(_) => return unsupported("REFERENCES"),
                 ColumnOption::Check(_) => return unsupported("CHECK"),
                 other => return Err(TarnError::not_supported(format!("column option {other} is not supported yet"))),
             }
         }
-        columns.push(ColumnDef { name: col_name, type_name: ty.name(), not_null });
+        columns.push(ColumnDef { name: col_name, type_name: ty.name(), not_null, default, identity });
     }
 
     for constraint in &ct.constraints {
@@ -104,6 +134,20 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
         columns[i].not_null = true;
     }
     Ok(CreateTable { table: NewTable { schema, name, columns, primary_key }, if_not_exists: ct.if_not_exists })
+}
+
+/// `smallserial`/`serial`/`bigserial`: an integer with an identity default.
+fn serial_type(dt: &ast::DataType) -> Option<PgType> {
+    let ast::DataType::Custom(name, args) = dt else { return None };
+    if !args.is_empty() {
+        return None;
+    }
+    match name.to_string().to_ascii_lowercase().as_str() {
+        "smallserial" | "serial2" => Some(PgType::Int2),
+        "serial" | "serial4" => Some(PgType::Int4),
+        "bigserial" | "serial8" => Some(PgType::Int8),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -141,11 +185,23 @@ mod tests {
     }
 
     #[test]
+    fn defaults_and_identity_columns_are_recorded() {
+        let t = ct("create table t (id bigserial primary key, n int default 1 + 2, g int generated always as identity)").unwrap();
+        let c = &t.table.columns;
+        assert_eq!((c[0].type_name.as_str(), c[0].identity), ("bigint", Some(Identity::ByDefault)));
+        assert_eq!(c[1].default.as_deref(), Some("1 + 2"));
+        assert_eq!(c[2].identity, Some(Identity::Always));
+        assert!(c[2].not_null);
+    }
+
+    #[test]
     fn bad_definitions_get_postgres_errors() {
         assert_eq!(ct("create table t (a int, a int)").unwrap_err().code, sqlstate::DUPLICATE_COLUMN);
         assert_eq!(ct("create table t (a int primary key, b int primary key)").unwrap_err().code, sqlstate::INVALID_TABLE_DEFINITION);
         assert_eq!(ct("create table t (a int, primary key (z))").unwrap_err().code, sqlstate::UNDEFINED_COLUMN);
-        assert_eq!(ct("create table t (a int default 3)").unwrap_err().code, sqlstate::FEATURE_NOT_SUPPORTED);
+        assert_eq!(ct("create table t (a text generated always as (upper(b)) stored, b text)").unwrap_err().code, sqlstate::FEATURE_NOT_SUPPORTED);
+        assert_eq!(ct("create table t (a serial default 3)").unwrap_err().code, sqlstate::SYNTAX_ERROR);
+        assert_eq!(ct("create table t (a text generated always as identity)").unwrap_err().code, sqlstate::INVALID_PARAMETER_VALUE);
         assert_eq!(ct("create table t (a geometry)").unwrap_err().code, sqlstate::UNDEFINED_OBJECT);
     }
 }

@@ -75,6 +75,11 @@ impl TableProvider for TableHandle {
         Some(&self.constraints)
     }
 
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        let i = self.table.def.columns.iter().position(|c| c.name == column)?;
+        self.table.defaults.get()?.get(i)?.as_ref()
+    }
+
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Lance applies the filters exactly, but the delta is scanned
         // unfiltered, so DataFusion must still filter the union.
@@ -139,10 +144,21 @@ impl DataSink for InsertSink {
 
     async fn write_all(&self, data: SendableRecordBatchStream, _ctx: &Arc<TaskContext>) -> DfResult<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
-        let rows = self.table.prepare_insert(batches).map_err(to_df)?;
+        let mut rows = self.table.prepare_insert(batches, true).map_err(to_df)?;
+        let skip_conflicts = self.txn.lock().unwrap().statement.skip_conflicts;
+        if skip_conflicts {
+            rows = self.storage.without_conflicts(&self.table, &self.txn, rows).await.map_err(to_df)?;
+        }
         let count: usize = rows.iter().map(|b| b.num_rows()).sum();
         let in_block = {
             let mut txn = self.txn.lock().unwrap();
+            if let Some(capture) = txn.statement.capture.as_mut() {
+                let user_columns: Vec<usize> = (0..self.table.schema.fields().len()).collect();
+                for b in &rows {
+                    let projected = b.project(&user_columns)?;
+                    capture.push(RecordBatch::try_new(self.table.schema.clone(), projected.columns().to_vec())?);
+                }
+            }
             txn.table_writes(self.table.def.id).inserts.extend(rows);
             txn.status != TxnStatus::Idle
         };

@@ -89,7 +89,7 @@ impl Storage {
             let tdir = table_dir(&dir, def.id);
             let loaded = Table::load_dataset(&tdir).await?;
             max_lsn = max_lsn.max(loaded.flushed_lsn);
-            let t = Arc::new(Table::new(def.clone(), tdir, loaded.next_rowid));
+            let t = Arc::new(Table::new(def.clone(), tdir, &loaded.properties)?);
             tables.insert((def.schema.clone(), def.name.clone()), t.clone());
             by_id.insert(def.id, (t, TableVersion::new(loaded.dataset, loaded.flushed_lsn)));
         }
@@ -103,7 +103,7 @@ impl Storage {
             for c in changes {
                 // Records of dropped tables are simply not replayed.
                 let Some((t, version)) = by_id.get_mut(&c.table_id) else { continue };
-                t.saw_rowids(&c.inserts);
+                t.saw_inserts(&c.inserts);
                 if rec.lsn > version.flushed_lsn {
                     replayed += c.inserts.iter().map(|b| b.num_rows()).sum::<usize>() + c.deletes.len();
                     version.apply(rec.lsn, c.truncate, &c.deletes, c.inserts);
@@ -198,6 +198,25 @@ impl Storage {
         table.check_keys(&writes).map(|_| ())
     }
 
+    /// `rows` without those whose primary key exists, for the transaction
+    /// (`ON CONFLICT DO NOTHING`).
+    pub async fn without_conflicts(
+        &self,
+        table: &Table,
+        txn: &TxnHandle,
+        rows: Vec<arrow::array::RecordBatch>,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        if !table.has_primary_key() {
+            return Ok(rows);
+        }
+        let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
+        let _guard = if holds { None } else { Some(table.write_lock.lock().await) };
+        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
+        table.ensure_keys_loaded(&latest).await?;
+        let writes = txn.lock().unwrap().writes.get(&table.def.id).cloned().unwrap_or_default();
+        table.absent_keys(&writes, rows)
+    }
+
     /// Make a transaction's writes durable and visible, all at once: lock
     /// every table written (in id order), check keys and — for explicit
     /// transactions — conflicts (40001), write one WAL record, publish.
@@ -270,7 +289,7 @@ impl Storage {
         let def = TableDef { id, schema: new.schema, name: new.name, columns: new.columns, primary_key: new.primary_key };
         catalog.commit(|tables| tables.push(def.clone()))?;
         let tdir = table_dir(&self.dir, id);
-        let table = Arc::new(Table::new(def.clone(), tdir, 0));
+        let table = Arc::new(Table::new(def.clone(), tdir, &HashMap::new())?);
         self.publish(|state| {
             state.tables.insert(id, Arc::new(TableVersion::default()));
         });

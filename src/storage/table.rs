@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
@@ -23,7 +23,7 @@ use lance::dataset::transaction::{Operation, TransactionBuilder, UpdateMode};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use tracing::{debug, info};
 
-use super::catalog::TableDef;
+use super::catalog::{Identity, TableDef};
 use super::scan::read_columns;
 use super::txn::TableWrites;
 use super::version::{ROWID, TableVersion};
@@ -67,6 +67,10 @@ pub struct Table {
     recent_deletes: Mutex<HashMap<u64, u64>>,
     /// Publish sequence of the last TRUNCATE.
     truncated_seq: AtomicU64,
+    /// Next value of each identity column (by column index).
+    identity_next: Mutex<Vec<i64>>,
+    /// The columns' DEFAULT expressions planned by the engine, once.
+    pub defaults: OnceLock<Arc<Vec<Option<datafusion::logical_expr::Expr>>>>,
 }
 
 impl fmt::Debug for Table {
@@ -79,7 +83,8 @@ impl fmt::Debug for Table {
 pub struct Loaded {
     pub dataset: Option<Dataset>,
     pub flushed_lsn: u64,
-    pub next_rowid: u64,
+    /// The properties of the newest flush (row-id and identity counters).
+    pub properties: HashMap<String, String>,
 }
 
 impl Table {
@@ -89,14 +94,15 @@ impl Table {
         if !has_committed_version(dir) {
             // Never flushed, or a crash interrupted the first flush before
             // Lance committed a manifest: the rows are all still in the WAL.
-            return Ok(Loaded { dataset: None, flushed_lsn: 0, next_rowid: 0 });
+            return Ok(Loaded { dataset: None, flushed_lsn: 0, properties: HashMap::new() });
         }
         let ds = Dataset::open(path_str(dir)?).await?;
-        let (flushed_lsn, next_rowid) = read_flush_properties(&ds).await?;
-        Ok(Loaded { dataset: Some(ds), flushed_lsn, next_rowid })
+        let properties = read_flush_properties(&ds).await?;
+        let flushed_lsn = counter(&properties, FLUSHED_LSN_PROPERTY)?.unwrap_or(0);
+        Ok(Loaded { dataset: Some(ds), flushed_lsn, properties })
     }
 
-    pub fn new(def: TableDef, dir: PathBuf, next_rowid: u64) -> Table {
+    pub fn new(def: TableDef, dir: PathBuf, properties: &HashMap<String, String>) -> Result<Table> {
         let columns: Vec<_> = def.columns.iter().map(|c| (c.name.clone(), c.pg_type(), true)).collect();
         // Every field is nullable in Arrow: NOT NULL is enforced here, with
         // PostgreSQL's error, rather than by Arrow's schema checks.
@@ -104,7 +110,14 @@ impl Table {
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(ROWID, DataType::UInt64, false));
         let storage_schema = Arc::new(Schema::new(fields));
-        Table {
+        let next_rowid = counter(properties, NEXT_ROWID_PROPERTY)?.unwrap_or(0);
+        let mut identity_next = vec![1i64; def.columns.len()];
+        for (i, next) in identity_next.iter_mut().enumerate() {
+            if let Some(v) = counter(properties, &identity_property(i))? {
+                *next = v as i64;
+            }
+        }
+        Ok(Table {
             def,
             schema,
             storage_schema,
@@ -115,27 +128,82 @@ impl Table {
             next_rowid: AtomicU64::new(next_rowid),
             recent_deletes: Mutex::new(HashMap::new()),
             truncated_seq: AtomicU64::new(0),
-        }
+            identity_next: Mutex::new(identity_next),
+            defaults: OnceLock::new(),
+        })
     }
 
-    /// Recovery saw these row ids: never hand them out again.
-    pub fn saw_rowids(&self, batches: &[RecordBatch]) {
+    /// Recovery saw these inserted rows: never hand out their row ids or
+    /// identity values again.
+    pub fn saw_inserts(&self, batches: &[RecordBatch]) {
+        let mut identity = self.identity_next.lock().unwrap();
         for b in batches {
             let ids = b.column(b.num_columns() - 1).as_primitive::<UInt64Type>();
             if let Some(max) = ids.values().iter().max() {
                 self.next_rowid.fetch_max(max + 1, Ordering::Relaxed);
             }
+            for (i, col) in self.def.columns.iter().enumerate() {
+                if col.identity.is_some() {
+                    let values = arrow::compute::cast(b.column(i), &DataType::Int64).ok();
+                    let max = values.as_ref().and_then(|v| arrow::compute::max(v.as_primitive::<arrow::datatypes::Int64Type>()));
+                    if let Some(max) = max {
+                        identity[i] = identity[i].max(max + 1);
+                    }
+                }
+            }
         }
+    }
+
+    /// Fill identity columns left NULL (omitted) with the next values;
+    /// a value given for a `GENERATED ALWAYS` column is refused (428C9).
+    fn fill_identity(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if !self.def.columns.iter().any(|c| c.identity.is_some()) {
+            return Ok(batch);
+        }
+        let mut columns = batch.columns().to_vec();
+        let mut next = self.identity_next.lock().unwrap();
+        for (i, col) in self.def.columns.iter().enumerate() {
+            let Some(kind) = col.identity else { continue };
+            let values = arrow::compute::cast(&columns[i], &DataType::Int64)?;
+            let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+            if kind == Identity::Always && values.null_count() < values.len() {
+                return Err(TarnError::new(
+                    "428C9",
+                    format!("cannot insert a non-DEFAULT value into column \"{}\"", col.name),
+                )
+                .with_detail(format!("Column \"{}\" is an identity column defined as GENERATED ALWAYS.", col.name)));
+            }
+            if values.null_count() == 0 {
+                continue;
+            }
+            let filled: arrow::array::Int64Array = values
+                .iter()
+                .map(|v| {
+                    Some(v.unwrap_or_else(|| {
+                        let n = next[i];
+                        next[i] += 1;
+                        n
+                    }))
+                })
+                .collect();
+            columns[i] = arrow::compute::cast_with_options(&filled, self.schema.field(i).data_type(), &STRICT_CAST)?;
+        }
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
     /// Check rows about to be inserted (NOT NULL, lengths, char(n)
     /// padding) and give them the storage schema with fresh row ids.
-    pub fn prepare_insert(&self, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    /// INSERT fills identity columns; UPDATE keeps the values it computed.
+    pub fn prepare_insert(&self, batches: Vec<RecordBatch>, fill_identity: bool) -> Result<Vec<RecordBatch>> {
         batches
             .iter()
             .filter(|b| b.num_rows() > 0)
             .map(|b| {
-                let checked = self.check_row_constraints(conform(&self.schema, b)?)?;
+                let mut batch = conform(&self.schema, b)?;
+                if fill_identity {
+                    batch = self.fill_identity(batch)?;
+                }
+                let checked = self.check_row_constraints(batch)?;
                 let n = checked.num_rows() as u64;
                 let first = self.next_rowid.fetch_add(n, Ordering::Relaxed);
                 let mut columns = checked.columns().to_vec();
@@ -233,6 +301,39 @@ impl Table {
         Ok(KeyChanges { truncate: writes.truncate, removed, added })
     }
 
+    /// The rows of `batches` whose key neither exists (committed and not
+    /// deleted by `writes`, or inserted by `writes`) nor repeats an earlier
+    /// row of `batches`.
+    pub fn absent_keys(&self, writes: &TableWrites, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let guard = self.keys.lock().unwrap();
+        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let removed: HashSet<&Key> =
+            writes.deleted_keys.iter().filter(|(id, key)| committed.get(key) == Some(id)).map(|(_, k)| k).collect();
+        let mut taken: HashSet<Key> = HashSet::new();
+        for b in writes.live_inserts() {
+            taken.extend(self.keys_of(&self.key_columns(&b))?);
+        }
+        let mut out = vec![];
+        for batch in batches {
+            let keys = self.keys_of(&self.key_columns(&batch))?;
+            let keep: arrow::array::BooleanArray = keys
+                .into_iter()
+                .map(|k| {
+                    let exists = (!writes.truncate && committed.contains_key(&k) && !removed.contains(&k)) || taken.contains(&k);
+                    if !exists {
+                        taken.insert(k);
+                    }
+                    Some(!exists)
+                })
+                .collect();
+            let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
+            if kept.num_rows() > 0 {
+                out.push(kept);
+            }
+        }
+        Ok(out)
+    }
+
     /// Apply a committed transaction's key changes.
     pub fn apply_keys(&self, changes: KeyChanges) {
         if let Some(keys) = self.keys.lock().unwrap().as_mut() {
@@ -300,10 +401,15 @@ impl Table {
     pub async fn fold(&self, version: &TableVersion) -> Result<(Option<Dataset>, usize)> {
         let rows = version.live_delta();
         let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
-        let props = HashMap::from([
+        let mut props = HashMap::from([
             (FLUSHED_LSN_PROPERTY.to_string(), version.last_lsn.to_string()),
             (NEXT_ROWID_PROPERTY.to_string(), self.next_rowid.load(Ordering::Relaxed).to_string()),
         ]);
+        for (i, next) in self.identity_next.lock().unwrap().iter().enumerate() {
+            if self.def.columns[i].identity.is_some() {
+                props.insert(identity_property(i), next.to_string());
+            }
+        }
         let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
         let Some(ds) = version.dataset.clone() else {
             if rows.is_empty() {
@@ -465,21 +571,29 @@ fn pad_bpchar(values: &StringArray, n: u32) -> Result<ArrayRef> {
     Ok(Arc::new(padded))
 }
 
-/// The flushed LSN and next row id recorded with the newest flush.
-async fn read_flush_properties(ds: &Dataset) -> Result<(u64, u64)> {
+/// The properties of the newest flush (the newest version that has them).
+async fn read_flush_properties(ds: &Dataset) -> Result<HashMap<String, String>> {
     let mut versions = ds.versions().await?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     for v in versions {
         let at = if v.version == ds.version().version { ds.clone() } else { ds.checkout_version(v.version).await? };
         if let Some(tx) = at.read_transaction().await? {
-            let Some(props) = tx.transaction_properties.as_ref() else { continue };
-            let Some(lsn) = props.get(FLUSHED_LSN_PROPERTY) else { continue };
-            let parse = |name: &str, v: &str| -> Result<u64> {
-                v.parse().map_err(|_| TarnError::internal(format!("bad {name} {v:?} in Lance transaction properties")))
-            };
-            let next_rowid = props.get(NEXT_ROWID_PROPERTY).map(|v| parse(NEXT_ROWID_PROPERTY, v)).transpose()?.unwrap_or(0);
-            return Ok((parse(FLUSHED_LSN_PROPERTY, lsn)?, next_rowid));
+            if let Some(props) = tx.transaction_properties.as_ref().filter(|p| p.contains_key(FLUSHED_LSN_PROPERTY)) {
+                return Ok(props.as_ref().clone());
+            }
         }
     }
-    Ok((0, 0))
+    Ok(HashMap::new())
+}
+
+/// A counter stored in flush properties.
+fn counter(props: &HashMap<String, String>, name: &str) -> Result<Option<u64>> {
+    props
+        .get(name)
+        .map(|v| v.parse().map_err(|_| TarnError::internal(format!("bad {name} {v:?} in Lance transaction properties"))))
+        .transpose()
+}
+
+fn identity_property(column: usize) -> String {
+    format!("tarn.identity.{column}")
 }

@@ -84,6 +84,20 @@ pub struct TxnState {
     pub held: BTreeMap<u64, OwnedMutexGuard<()>>,
     /// Registered with storage while a block is open (see `Storage::oldest_reader`).
     pub registered_seq: Option<u64>,
+    /// What the running statement asked of INSERT (cleared after it).
+    pub statement: StatementWrites,
+}
+
+/// Per-statement requests to the INSERT sink, and the statement-local
+/// relation RETURNING reads.
+#[derive(Default)]
+pub struct StatementWrites {
+    /// Keep a copy of the inserted rows (user columns) for RETURNING.
+    pub capture: Option<Vec<RecordBatch>>,
+    /// `ON CONFLICT DO NOTHING`: skip rows whose key exists.
+    pub skip_conflicts: bool,
+    /// The rows RETURNING projects (`<table>\u{1}returning`).
+    pub returning: Option<Arc<dyn datafusion::datasource::TableProvider>>,
 }
 
 impl TxnState {
@@ -98,6 +112,7 @@ impl TxnState {
             savepoints: vec![],
             held: BTreeMap::new(),
             registered_seq: None,
+            statement: StatementWrites::default(),
         }
     }
 
@@ -118,6 +133,7 @@ impl TxnState {
         self.held.clear();
         self.read_seq = None;
         self.snapshot_pinned = false;
+        self.statement = StatementWrites::default();
     }
 }
 

@@ -80,11 +80,13 @@ impl QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         match session.execute(stmt, None).await {
-            Ok(Output::Rows { schema, stream }) => {
+            Ok(Output::Rows { schema, stream, tag }) => {
                 let formats = vec![Format::Text; schema.fields().len()];
                 let (fields, columns) = describe_columns(&schema, &formats);
                 let rows = row_stream(stream, columns, session.encode_options());
-                match send_query_response(client, QueryResponse::new(Arc::new(fields), rows), true).await {
+                let mut response = QueryResponse::new(Arc::new(fields), rows);
+                response.set_command_tag(tag);
+                match send_query_response(client, response, true).await {
                     Ok(()) => Ok(Sent::Done),
                     // An execution error after some rows: PostgreSQL sends the
                     // rows, then the error. A socket error ends the connection.
@@ -330,11 +332,13 @@ impl ExtendedQueryHandler for QueryHandler {
         let params = (!params.is_empty()).then(|| ParamValues::from(params));
         let stmt = portal.statement.statement.stmt.clone();
         match session.execute(stmt, params).await.map_err(to_pgwire)? {
-            Output::Rows { schema, stream } => {
+            Output::Rows { schema, stream, tag } => {
                 let formats = result_formats(&portal.result_column_format, schema.fields().len()).map_err(to_pgwire)?;
                 let (fields, columns) = describe_columns(&schema, &formats);
                 let rows = row_stream(stream, columns, session.encode_options());
-                Ok(Response::Query(QueryResponse::new(Arc::new(fields), rows)))
+                let mut response = QueryResponse::new(Arc::new(fields), rows);
+                response.set_command_tag(tag);
+                Ok(Response::Query(response))
             }
             Output::Command { tag, parameter_status } => {
                 if let Some((name, value)) = parameter_status {
