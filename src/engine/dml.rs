@@ -20,7 +20,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
 use datafusion::common::ParamValues;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident, ObjectName, ObjectNamePart, SelectItem, SetExpr,
     Statement, TableAlias, TableFactor, TableWithJoins, Update, UpdateTableFromKind,
@@ -73,8 +72,29 @@ fn delete_selection(session: &Session, d: &Delete) -> Result<Selection> {
 
 fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
     let (table, target, alias) = resolve_target(session, &u.table)?;
+    let values = assigned_values(&table, &u.assignments)?;
+    let mut items = key_items(&table, &alias);
+    let new_values_at = items.len();
+    for (i, value) in values.into_iter().enumerate() {
+        let expr = value.unwrap_or_else(|| column_ref(&alias, &table.def.columns[i].name));
+        items.push(expr);
+    }
+    let mut tables = vec![target];
+    if let Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) = &u.from {
+        tables.extend(from.iter().cloned());
+    }
+    Ok(Selection {
+        table,
+        query: select(positional(items), tables, u.selection.clone())?,
+        new_values_at: Some(new_values_at),
+        alias,
+    })
+}
+
+/// The value each column is SET to (None: unchanged), checked.
+fn assigned_values(table: &Table, assignments: &[Assignment]) -> Result<Vec<Option<Expr>>> {
     let mut values: Vec<Option<Expr>> = vec![None; table.def.columns.len()];
-    for Assignment { target: assigned, value } in &u.assignments {
+    for Assignment { target: assigned, value } in assignments {
         let AssignmentTarget::ColumnName(name) = assigned else {
             return Err(TarnError::not_supported("UPDATE … SET (a, b) = … is not supported yet"));
         };
@@ -93,22 +113,7 @@ fn update_selection(session: &Session, u: &Update) -> Result<Selection> {
             return Err(TarnError::syntax(format!("multiple assignments to same column \"{column}\"")));
         }
     }
-    let mut items = key_items(&table, &alias);
-    let new_values_at = items.len();
-    for (i, value) in values.into_iter().enumerate() {
-        let expr = value.unwrap_or_else(|| column_ref(&alias, &table.def.columns[i].name));
-        items.push(expr);
-    }
-    let mut tables = vec![target];
-    if let Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) = &u.from {
-        tables.extend(from.iter().cloned());
-    }
-    Ok(Selection {
-        table,
-        query: select(positional(items), tables, u.selection.clone())?,
-        new_values_at: Some(new_values_at),
-        alias,
-    })
+    Ok(values)
 }
 
 /// The target table, its FROM item with the row id exposed, and the name
@@ -177,10 +182,6 @@ pub fn table_ref(name: &str, alias: Ident) -> TableWithJoins {
     from
 }
 
-/// Plan the row selection (for Describe: parameter types).
-pub async fn plan_selection(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
-    plan(session, &selection(session, stmt)?.query).await
-}
 
 /// Run an UPDATE or DELETE into the session's transaction.
 pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
@@ -194,6 +195,20 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
         storage.lock_for_write(&sel.table, txn).await;
         txn.lock().unwrap().snapshot = storage.snapshot();
     }
+    let (count, returned) = apply(session, &sel, params).await?;
+    let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
+    if let Some(items) = returning_items(stmt) {
+        return super::returning::project(session, &sel.table, sel.alias.clone(), items, returned, verb).await;
+    }
+    Ok(Output::Command { tag: format!("{verb} {count}"), parameter_status: None })
+}
+
+/// Run a row selection and record its deletes (and, for an update, the new
+/// row versions) in the transaction. Returns the rows affected and what
+/// RETURNING sees of them (new rows of an update, old rows of a delete).
+pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValues>) -> Result<(usize, Vec<RecordBatch>)> {
+    let storage = &session.engine().storage;
+    let txn = session.txn();
     let mut plan = plan(session, &sel.query).await?;
     if let Some(params) = params {
         plan = plan.with_param_values(params)?;
@@ -254,11 +269,35 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
     if in_block && sel.new_values_at.is_some() {
         storage.check_keys_now(table, txn).await?;
     }
-    let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
-    if let Some(items) = returning_items(stmt) {
-        return super::returning::project(session, table, sel.alias.clone(), items, returned, verb).await;
+    Ok((count, returned))
+}
+
+/// The row selection of `ON CONFLICT (key) DO UPDATE SET … [WHERE …]`:
+/// the existing rows joined to their proposed replacements, which the
+/// catalog hands out as the statement-local relation named `excluded`.
+pub fn upsert_selection(table: Arc<Table>, alias: Ident, assignments: &[Assignment], condition: Option<Expr>) -> Result<Selection> {
+    let values = assigned_values(&table, assignments)?;
+    let mut items = key_items(&table, &alias);
+    let new_values_at = items.len();
+    items.extend(values.into_iter().enumerate().map(|(i, v)| v.unwrap_or_else(|| column_ref(&alias, &table.def.columns[i].name))));
+    let excluded = Ident::new("excluded");
+    let mut target = table_ref(&format!("{}{WITH_ROWID}", table.def.name), alias.clone());
+    target.joins.clear();
+    let mut cond: Option<Expr> = condition;
+    for &i in &table.def.primary_key {
+        let name = &table.def.columns[i].name;
+        let eq = Expr::BinaryOp {
+            left: Box::new(column_ref(&alias, name)),
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::Eq,
+            right: Box::new(column_ref(&excluded, name)),
+        };
+        cond = Some(match cond {
+            None => eq,
+            Some(c) => Expr::BinaryOp { left: Box::new(eq), op: datafusion::sql::sqlparser::ast::BinaryOperator::And, right: Box::new(Expr::Nested(Box::new(c))) },
+        });
     }
-    Ok(Output::Command { tag: format!("{verb} {count}"), parameter_status: None })
+    let from = vec![target, table_ref(&format!("{}{}", table.def.name, super::returning::RETURNING), excluded)];
+    Ok(Selection { table, query: select(positional(items), from, cond)?, new_values_at: Some(new_values_at), alias })
 }
 
 /// `TRUNCATE a, b`: every row of each table goes, atomically with the rest
@@ -276,7 +315,7 @@ pub async fn truncate(session: &Session, names: &[(String, String)]) -> Result<O
     Ok(Output::Command { tag: "TRUNCATE TABLE".into(), parameter_status: None })
 }
 
-fn returning_items(stmt: &Statement) -> Option<Vec<SelectItem>> {
+pub fn returning_items(stmt: &Statement) -> Option<Vec<SelectItem>> {
     match stmt {
         Statement::Update(u) => u.returning.clone(),
         Statement::Delete(d) => d.returning.clone(),

@@ -93,25 +93,36 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
 async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) -> Result<Output> {
     let mut plain = ins.clone();
     let items = plain.returning.take();
+    // The alias only names the target in ON CONFLICT and RETURNING, which
+    // are resolved here; DataFusion's INSERT planning refuses it.
+    plain.table_alias = None;
     let TableObject::TableName(name) = &plain.table else {
         return Err(TarnError::not_supported("INSERT INTO a table function is not supported"));
     };
     let (schema, table_name) = crate::sql::qualified_name(name)?;
     let storage = &session.engine().storage;
     let table = storage.table(&schema, &table_name).ok_or_else(|| TarnError::undefined_table(&table_name))?;
+    let mut do_update = None;
     let skip_conflicts = match plain.on.take() {
         None => false,
         Some(OnInsert::OnConflict(OnConflict { conflict_target, action: OnConflictAction::DoNothing })) => {
             check_conflict_target(&table, conflict_target.as_ref())?;
             true
         }
-        Some(OnInsert::OnConflict(_)) => {
-            return Err(TarnError::not_supported("INSERT … ON CONFLICT … DO UPDATE is not supported yet"));
+        Some(OnInsert::OnConflict(OnConflict { conflict_target, action: OnConflictAction::DoUpdate(u) })) => {
+            if conflict_target.is_none() {
+                return Err(TarnError::syntax("ON CONFLICT DO UPDATE requires inference specification or constraint name")
+                    .with_hint("For example, ON CONFLICT (column_name)."));
+            }
+            check_conflict_target(&table, conflict_target.as_ref())?;
+            do_update = Some(u);
+            false
         }
         Some(_) => return Err(TarnError::not_supported("ON DUPLICATE KEY UPDATE is MySQL syntax; use ON CONFLICT")),
     };
+    let locks = skip_conflicts || do_update.is_some();
     let txn = session.txn();
-    if skip_conflicts && txn.lock().unwrap().status == crate::storage::txn::TxnStatus::Idle {
+    if locks && txn.lock().unwrap().status == crate::storage::txn::TxnStatus::Idle {
         // Autocommit: decide which rows conflict under the table's write
         // lock, held to the commit, so a concurrent insert cannot slip in.
         storage.lock_for_write(&table, txn).await;
@@ -120,7 +131,8 @@ async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) ->
     {
         let mut t = txn.lock().unwrap();
         t.statement.skip_conflicts = skip_conflicts;
-        t.statement.capture = items.is_some().then(Vec::new);
+        t.statement.conflicts = do_update.is_some().then(Vec::new);
+        t.statement.capture = (items.is_some() || do_update.is_some()).then(Vec::new);
     }
     let result = async {
         let mut p = plan(session, &Statement::Insert(plain)).await?;
@@ -130,18 +142,37 @@ async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) ->
         run_plan(session, p).await
     }
     .await;
-    let captured = {
+    let (mut captured, conflicts) = {
         let mut t = txn.lock().unwrap();
         t.statement.skip_conflicts = false;
-        t.statement.capture.take()
+        (t.statement.capture.take().unwrap_or_default(), t.statement.conflicts.take())
     };
     let out = result?;
+    let alias = ins.table_alias.as_ref().map(|a| a.alias.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
+    if let (Some(update), Some(conflicts)) = (do_update, conflicts) {
+        // The conflicting proposals are `excluded`; update the rows they hit.
+        let mut count: usize = captured.iter().map(|b| b.num_rows()).sum();
+        if !conflicts.is_empty() {
+            let excluded = datafusion::datasource::MemTable::try_new(table.schema.clone(), vec![conflicts])?;
+            txn.lock().unwrap().statement.returning = Some(Arc::new(excluded));
+            let sel = super::dml::upsert_selection(table.clone(), alias.clone(), &update.assignments, update.selection.clone());
+            let applied = match sel {
+                Ok(sel) => super::dml::apply(session, &sel, None).await,
+                Err(e) => Err(e),
+            };
+            txn.lock().unwrap().statement.returning = None;
+            let (updated, rows) = applied?;
+            count += updated;
+            captured.extend(rows);
+        }
+        return match items {
+            None => Ok(Output::tag(format!("INSERT 0 {count}"))),
+            Some(items) => super::returning::project(session, &table, alias, items, captured, "INSERT 0").await,
+        };
+    }
     match items {
         None => Ok(out),
-        Some(items) => {
-            let alias = ins.table_alias.as_ref().map(|a| a.alias.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
-            super::returning::project(session, &table, alias, items, captured.unwrap_or_default(), "INSERT 0").await
-        }
+        Some(items) => super::returning::project(session, &table, alias, items, captured, "INSERT 0").await,
     }
 }
 
@@ -257,8 +288,42 @@ pub(crate) fn postgres_column_names(stmt: &Statement, schema: &Schema) -> Schema
 pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option<DataType>>, SchemaRef)> {
     let cmd = crate::sql::classify(stmt.clone())?;
     if let Command::Update(stmt) | Command::Delete(stmt) = &cmd {
-        let plan = super::dml::plan_selection(session, stmt).await?;
-        return Ok((parameter_types(&plan)?, Arc::new(Schema::empty())));
+        let sel = super::dml::selection(session, stmt)?;
+        let plan = plan(session, &sel.query).await?;
+        let schema = match super::dml::returning_items(stmt) {
+            Some(items) => super::returning::describe(session, &sel.table, sel.alias.clone(), items).await?,
+            None => Arc::new(Schema::empty()),
+        };
+        return Ok((parameter_types(&plan)?, schema));
+    }
+    if let Command::Plan(stmt) = &cmd {
+        if let Statement::Insert(ins) = stmt.as_ref() {
+            if ins.returning.is_some() || ins.on.is_some() || ins.table_alias.is_some() {
+                let mut plain = ins.clone();
+                let items = plain.returning.take();
+                plain.on = None;
+                plain.table_alias = None;
+                let params = parameter_types(&plan(session, &Statement::Insert(plain)).await?)?;
+                let schema = match items {
+                    None => Arc::new(Schema::empty()),
+                    Some(items) => {
+                        let TableObject::TableName(name) = &ins.table else {
+                            return Err(TarnError::not_supported("INSERT INTO a table function is not supported"));
+                        };
+                        let (schema_name, table_name) = crate::sql::qualified_name(name)?;
+                        let table = session
+                            .engine()
+                            .storage
+                            .table(&schema_name, &table_name)
+                            .ok_or_else(|| TarnError::undefined_table(&table_name))?;
+                        let alias =
+                            ins.table_alias.as_ref().map(|a| a.alias.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
+                        super::returning::describe(session, &table, alias, items).await?
+                    }
+                };
+                return Ok((params, schema));
+            }
+        }
     }
     match cmd {
         Command::Plan(stmt) => {

@@ -46,3 +46,11 @@ pub async fn project(
     session.txn().lock().unwrap().statement.returning = None;
     result
 }
+
+/// The result columns RETURNING will produce (for Describe), planned over
+/// the table itself, which has the same columns.
+pub async fn describe(session: &Session, table: &Table, alias: Ident, items: Vec<SelectItem>) -> Result<arrow::datatypes::SchemaRef> {
+    let query = super::dml::select(items, vec![super::dml::table_ref(&table.def.name, alias)], None)?;
+    let planned = plan(session, &query).await?;
+    Ok(postgres_column_names(&query, planned.schema().as_arrow()))
+}

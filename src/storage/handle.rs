@@ -145,9 +145,21 @@ impl DataSink for InsertSink {
     async fn write_all(&self, data: SendableRecordBatchStream, _ctx: &Arc<TaskContext>) -> DfResult<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
         let mut rows = self.table.prepare_insert(batches, true).map_err(to_df)?;
-        let skip_conflicts = self.txn.lock().unwrap().statement.skip_conflicts;
-        if skip_conflicts {
-            rows = self.storage.without_conflicts(&self.table, &self.txn, rows).await.map_err(to_df)?;
+        let (skip, upsert) = {
+            let t = self.txn.lock().unwrap();
+            (t.statement.skip_conflicts, t.statement.conflicts.is_some())
+        };
+        if skip || upsert {
+            let (absent, present) = self.storage.split_conflicts(&self.table, &self.txn, rows, upsert).await.map_err(to_df)?;
+            rows = absent;
+            if upsert {
+                let user_columns: Vec<usize> = (0..self.table.schema.fields().len()).collect();
+                let mut t = self.txn.lock().unwrap();
+                let conflicts = t.statement.conflicts.get_or_insert_with(Vec::new);
+                for b in present {
+                    conflicts.push(RecordBatch::try_new(self.table.schema.clone(), b.project(&user_columns)?.columns().to_vec())?);
+                }
+            }
         }
         let count: usize = rows.iter().map(|b| b.num_rows()).sum();
         let in_block = {

@@ -198,23 +198,25 @@ impl Storage {
         table.check_keys(&writes).map(|_| ())
     }
 
-    /// `rows` without those whose primary key exists, for the transaction
-    /// (`ON CONFLICT DO NOTHING`).
-    pub async fn without_conflicts(
+    /// Split `rows` into those whose primary key is free and those whose key
+    /// exists for the transaction (`ON CONFLICT`). With `unique_proposals`
+    /// (DO UPDATE) a key proposed twice is an error (21000).
+    pub async fn split_conflicts(
         &self,
         table: &Table,
         txn: &TxnHandle,
         rows: Vec<arrow::array::RecordBatch>,
-    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        unique_proposals: bool,
+    ) -> Result<(Vec<arrow::array::RecordBatch>, Vec<arrow::array::RecordBatch>)> {
         if !table.has_primary_key() {
-            return Ok(rows);
+            return Ok((rows, vec![]));
         }
         let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
         let _guard = if holds { None } else { Some(table.write_lock.lock().await) };
         let latest = self.snapshot().table(table.def.id).unwrap_or_default();
         table.ensure_keys_loaded(&latest).await?;
         let writes = txn.lock().unwrap().writes.get(&table.def.id).cloned().unwrap_or_default();
-        table.absent_keys(&writes, rows)
+        table.split_keys(&writes, rows, unique_proposals)
     }
 
     /// Make a transaction's writes durable and visible, all at once: lock

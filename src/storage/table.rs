@@ -301,10 +301,17 @@ impl Table {
         Ok(KeyChanges { truncate: writes.truncate, removed, added })
     }
 
-    /// The rows of `batches` whose key neither exists (committed and not
+    /// Split `batches` into rows whose key neither exists (committed and not
     /// deleted by `writes`, or inserted by `writes`) nor repeats an earlier
-    /// row of `batches`.
-    pub fn absent_keys(&self, writes: &TableWrites, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    /// row of `batches`, and the others. With `unique_proposals`, a key
+    /// repeated within `batches` is an error (21000), as PostgreSQL's
+    /// `ON CONFLICT DO UPDATE` refuses to affect a row twice.
+    pub fn split_keys(
+        &self,
+        writes: &TableWrites,
+        batches: Vec<RecordBatch>,
+        unique_proposals: bool,
+    ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
         let guard = self.keys.lock().unwrap();
         let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
         let removed: HashSet<&Key> =
@@ -313,25 +320,33 @@ impl Table {
         for b in writes.live_inserts() {
             taken.extend(self.keys_of(&self.key_columns(&b))?);
         }
-        let mut out = vec![];
+        let (mut absent, mut present) = (vec![], vec![]);
+        let mut proposed: HashSet<Key> = HashSet::new();
         for batch in batches {
             let keys = self.keys_of(&self.key_columns(&batch))?;
-            let keep: arrow::array::BooleanArray = keys
-                .into_iter()
-                .map(|k| {
-                    let exists = (!writes.truncate && committed.contains_key(&k) && !removed.contains(&k)) || taken.contains(&k);
-                    if !exists {
-                        taken.insert(k);
-                    }
-                    Some(!exists)
-                })
-                .collect();
+            let mut keep = Vec::with_capacity(keys.len());
+            for k in keys {
+                if !proposed.insert(k.clone()) && unique_proposals {
+                    return Err(TarnError::new("21000", "ON CONFLICT DO UPDATE command cannot affect row a second time")
+                        .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
+                }
+                let exists = (!writes.truncate && committed.contains_key(&k) && !removed.contains(&k)) || taken.contains(&k);
+                if !exists {
+                    taken.insert(k);
+                }
+                keep.push(!exists);
+            }
+            let keep = arrow::array::BooleanArray::from(keep);
             let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
+            let other = arrow::compute::filter_record_batch(&batch, &arrow::compute::not(&keep)?)?;
             if kept.num_rows() > 0 {
-                out.push(kept);
+                absent.push(kept);
+            }
+            if other.num_rows() > 0 {
+                present.push(other);
             }
         }
-        Ok(out)
+        Ok((absent, present))
     }
 
     /// Apply a committed transaction's key changes.

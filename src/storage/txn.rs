@@ -96,6 +96,9 @@ pub struct StatementWrites {
     pub capture: Option<Vec<RecordBatch>>,
     /// `ON CONFLICT DO NOTHING`: skip rows whose key exists.
     pub skip_conflicts: bool,
+    /// `ON CONFLICT DO UPDATE`: rows whose key exists are set aside here
+    /// (they become the `excluded` relation of the update).
+    pub conflicts: Option<Vec<RecordBatch>>,
     /// The rows RETURNING projects (`<table>\u{1}returning`).
     pub returning: Option<Arc<dyn datafusion::datasource::TableProvider>>,
 }

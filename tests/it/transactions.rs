@@ -205,3 +205,44 @@ async fn verify(c: &tokio_postgres::Client, clients: usize, acked: &HashMap<i32,
         }
     }
 }
+
+#[tokio::test]
+async fn concurrent_upserts_count_every_call() {
+    let (_dir, server, c) = fresh().await;
+    c.batch_execute("CREATE TABLE hits (page text PRIMARY KEY, n bigint NOT NULL)").await.unwrap();
+    let mut tasks = vec![];
+    for _ in 0..6 {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                client
+                    .execute("INSERT INTO hits VALUES ('home', 1) ON CONFLICT (page) DO UPDATE SET n = hits.n + 1", &[])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(rows(&c, "SELECT page, n FROM hits").await, vec![vec![s("home"), s("150")]]);
+}
+
+#[tokio::test]
+async fn returning_works_over_the_extended_protocol() {
+    let (_dir, _server, c) = fresh().await;
+    c.batch_execute("CREATE TABLE t (id serial PRIMARY KEY, name text)").await.unwrap();
+    let stmt = c.prepare("INSERT INTO t (name) VALUES ($1) RETURNING id, name").await.unwrap();
+    assert_eq!(stmt.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), vec!["id", "name"]);
+    for (i, name) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+        let row = c.query_one(&stmt, &[name]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), i as i32 + 1);
+        assert_eq!(row.get::<_, String>(1), *name);
+    }
+    let rows = c.query("UPDATE t SET name = upper(name) WHERE id > $1 RETURNING name", &[&4i32]).await.unwrap();
+    let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    names.sort();
+    assert_eq!(names, vec!["E", "F"]);
+    let n = c.execute("DELETE FROM t WHERE id <= $1", &[&2i32]).await.unwrap();
+    assert_eq!(n, 2);
+}
