@@ -43,7 +43,8 @@ pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
 
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {
     match cmd {
-        Command::Plan(stmt) => {
+        Command::Plan(mut stmt) => {
+            name_omitted_insert_columns(session, &mut stmt);
             if let Statement::Insert(ins) = stmt.as_ref() {
                 if ins.returning.is_some() || ins.on.is_some() {
                     return insert(session, ins, params).await;
@@ -85,6 +86,29 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         Command::Show { name } => show(session, &name),
         Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
     }
+}
+
+/// `INSERT INTO t VALUES (…)` with fewer values than `t` has columns fills
+/// the leading columns and defaults the rest in PostgreSQL; DataFusion wants
+/// every column, so name the leading ones explicitly.
+fn name_omitted_insert_columns(session: &Session, stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{ObjectName, ObjectNamePart, SetExpr};
+    let Statement::Insert(ins) = stmt else { return };
+    if !ins.columns.is_empty() {
+        return;
+    }
+    let (TableObject::TableName(name), Some(source)) = (&ins.table, &ins.source) else { return };
+    let SetExpr::Values(values) = source.body.as_ref() else { return };
+    let Some(width) = values.rows.iter().map(|r| r.content.len()).max() else { return };
+    let Ok((schema, table_name)) = crate::sql::qualified_name(name) else { return };
+    let Some(table) = session.engine().storage.table(&schema, &table_name) else { return };
+    if width >= table.def.columns.len() {
+        return;
+    }
+    ins.columns = table.def.columns[..width]
+        .iter()
+        .map(|c| ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', &c.name))]))
+        .collect();
 }
 
 /// INSERT with RETURNING and/or `ON CONFLICT (key) DO NOTHING`: DataFusion
@@ -297,6 +321,8 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
         return Ok((parameter_types(&plan)?, schema));
     }
     if let Command::Plan(stmt) = &cmd {
+        let mut stmt = stmt.clone();
+        name_omitted_insert_columns(session, &mut stmt);
         if let Statement::Insert(ins) = stmt.as_ref() {
             if ins.returning.is_some() || ins.on.is_some() || ins.table_alias.is_some() {
                 let mut plain = ins.clone();
@@ -326,7 +352,8 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
         }
     }
     match cmd {
-        Command::Plan(stmt) => {
+        Command::Plan(mut stmt) => {
+            name_omitted_insert_columns(session, &mut stmt);
             let plan = plan(session, &stmt).await?;
             let out = parameter_types(&plan)?;
             let schema = match &plan {
