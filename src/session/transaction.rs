@@ -118,19 +118,13 @@ impl Session {
                 Ok(tag("ROLLBACK"))
             }
             TxnCommand::Savepoint(name) => {
-                let mut t = self.txn.lock().unwrap();
-                if t.status == TxnStatus::Idle {
-                    return Err(outside_block("SAVEPOINT"));
-                }
+                let mut t = self.block("SAVEPOINT")?;
                 let writes = t.writes.clone();
                 t.savepoints.push((name, writes));
                 Ok(tag("SAVEPOINT"))
             }
             TxnCommand::RollbackTo(name) => {
-                let mut t = self.txn.lock().unwrap();
-                if t.status == TxnStatus::Idle {
-                    return Err(outside_block("ROLLBACK TO SAVEPOINT"));
-                }
+                let mut t = self.block("ROLLBACK TO SAVEPOINT")?;
                 let at = find_savepoint(&t.savepoints, &name)?;
                 // The savepoint stays; later ones go.
                 t.savepoints.truncate(at + 1);
@@ -139,10 +133,7 @@ impl Session {
                 Ok(tag("ROLLBACK"))
             }
             TxnCommand::Release(name) => {
-                let mut t = self.txn.lock().unwrap();
-                if t.status == TxnStatus::Idle {
-                    return Err(outside_block("RELEASE SAVEPOINT"));
-                }
+                let mut t = self.block("RELEASE SAVEPOINT")?;
                 let at = find_savepoint(&t.savepoints, &name)?;
                 t.savepoints.truncate(at);
                 Ok(tag("RELEASE"))
@@ -163,6 +154,15 @@ impl Session {
                 Ok(tag("SET"))
             }
         }
+    }
+
+    /// The transaction state, if a block is open (savepoint commands).
+    fn block(&self, what: &str) -> Result<std::sync::MutexGuard<'_, crate::storage::txn::TxnState>> {
+        let t = self.txn.lock().unwrap();
+        if t.status == TxnStatus::Idle {
+            return Err(outside_block(what));
+        }
+        Ok(t)
     }
 
     /// Leave the block, discarding whatever was not committed.
