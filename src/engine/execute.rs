@@ -240,7 +240,11 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
         }
         _ => None,
     };
+    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
     let df = session.context().execute_logical_plan(plan).await?;
+    if explain {
+        return Ok(query_plan_rows(df.collect().await?));
+    }
     match dml_tag {
         Some(tag) => {
             let batches = df.collect().await?;
@@ -257,6 +261,37 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
             Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }
+}
+
+/// EXPLAIN's result as PostgreSQL shapes it: one `QUERY PLAN` text column,
+/// a row per line. DataFusion returns (plan_type, plan) rows; the physical
+/// plan (or, for ANALYZE, the plan with metrics) is what PostgreSQL users
+/// read, so only the logical plan is dropped when a physical one is there.
+fn query_plan_rows(batches: Vec<RecordBatch>) -> Output {
+    let mut plans: Vec<(String, String)> = vec![];
+    for b in &batches {
+        if b.num_columns() < 2 {
+            continue;
+        }
+        let (Some(kinds), Some(texts)) = (b.column(0).as_string_opt::<i32>(), b.column(1).as_string_opt::<i32>()) else { continue };
+        for i in 0..b.num_rows() {
+            plans.push((kinds.value(i).to_string(), texts.value(i).to_string()));
+        }
+    }
+    let physical = plans.iter().any(|(k, _)| k != "logical_plan");
+    let lines: Vec<String> = plans
+        .into_iter()
+        .filter(|(k, _)| !physical || k != "logical_plan")
+        .flat_map(|(_, text)| text.lines().map(str::to_string).filter(|l| !l.trim().is_empty()).collect::<Vec<_>>())
+        .collect();
+    let schema = query_plan_schema();
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(lines))]).expect("one text column");
+    let stream = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
+    Output::Rows { schema, stream: Box::pin(stream), tag: "EXPLAIN" }
+}
+
+fn query_plan_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
 }
 
 /// The result columns of `SHOW name` (shared by execution and Describe).
@@ -358,6 +393,7 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
             let out = parameter_types(&plan)?;
             let schema = match &plan {
                 LogicalPlan::Dml(_) => Arc::new(Schema::empty()),
+                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => query_plan_schema(),
                 _ => postgres_column_names(&stmt, plan.schema().as_arrow()),
             };
             Ok((out, schema))

@@ -246,3 +246,27 @@ async fn returning_works_over_the_extended_protocol() {
     let n = c.execute("DELETE FROM t WHERE id <= $1", &[&2i32]).await.unwrap();
     assert_eq!(n, 2);
 }
+
+#[tokio::test]
+async fn explain_returns_the_plan_as_query_plan_rows() {
+    let (_dir, _server, c) = fresh().await;
+    c.batch_execute("CREATE TABLE ex (id int PRIMARY KEY, v int); INSERT INTO ex VALUES (1, 1), (2, 2); DELETE FROM ex WHERE id = 1")
+        .await
+        .unwrap();
+    for sql in ["EXPLAIN SELECT v FROM ex WHERE id = 2", "EXPLAIN ANALYZE SELECT count(*) FROM ex"] {
+        let msgs = c.simple_query(sql).await.unwrap();
+        let mut lines = vec![];
+        for m in msgs {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                assert_eq!(r.columns()[0].name(), "QUERY PLAN");
+                lines.push(r.get(0).unwrap().to_string());
+            }
+        }
+        assert!(lines.len() >= 2, "{sql}: {lines:?}");
+        // The deleted row is filtered by the scan, and the plan shows it.
+        assert!(lines.iter().any(|l| l.contains("deleted rows")), "{sql}: {lines:?}");
+        assert!(!lines.iter().any(|l| l.starts_with("TableScan")), "{sql}: logical plan leaked: {lines:?}");
+    }
+    let stmt = c.prepare("EXPLAIN SELECT * FROM ex").await.unwrap();
+    assert_eq!(stmt.columns()[0].name(), "QUERY PLAN");
+}
