@@ -264,6 +264,8 @@ pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValue
         }
         w.deleted_keys.extend(deleted_keys);
         w.inserts.extend(new_rows);
+        // Rows of its own may be gone now: rebuild the own-key set on demand.
+        w.own_keys = None;
         t.status != TxnStatus::Idle
     };
     if in_block && sel.new_values_at.is_some() {

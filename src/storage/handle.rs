@@ -162,7 +162,15 @@ impl DataSink for InsertSink {
             }
         }
         let count: usize = rows.iter().map(|b| b.num_rows()).sum();
-        let in_block = {
+        let in_block = self.txn.lock().unwrap().status != TxnStatus::Idle;
+        // Inside a block the key check happens now, as in PostgreSQL, and
+        // again at COMMIT; autocommit checks once, at its commit.
+        let own_keys = if in_block {
+            self.storage.check_new_keys_now(&self.table, &self.txn, &rows).await.map_err(to_df)?
+        } else {
+            None
+        };
+        {
             let mut txn = self.txn.lock().unwrap();
             if let Some(capture) = txn.statement.capture.as_mut() {
                 let user_columns: Vec<usize> = (0..self.table.schema.fields().len()).collect();
@@ -171,13 +179,11 @@ impl DataSink for InsertSink {
                     capture.push(RecordBatch::try_new(self.table.schema.clone(), projected.columns().to_vec())?);
                 }
             }
-            txn.table_writes(self.table.def.id).inserts.extend(rows);
-            txn.status != TxnStatus::Idle
-        };
-        if in_block {
-            // Inside a block the key check happens now, as in PostgreSQL,
-            // and again at COMMIT.
-            self.storage.check_keys_now(&self.table, &self.txn).await.map_err(to_df)?;
+            let writes = txn.table_writes(self.table.def.id);
+            writes.inserts.extend(rows);
+            if own_keys.is_some() {
+                writes.own_keys = own_keys;
+            }
         }
         Ok(count as u64)
     }

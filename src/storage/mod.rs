@@ -184,18 +184,45 @@ impl Storage {
         txn.lock().unwrap().held.insert(table.def.id, guard);
     }
 
+    /// Make `table`'s committed key set current for a check by `txn`: hold
+    /// the table's write lock (unless the transaction already does) and load
+    /// the keys from the latest version.
+    async fn lock_keys<'t>(&self, table: &'t Table, txn: &TxnHandle) -> Result<Option<tokio::sync::MutexGuard<'t, ()>>> {
+        let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
+        let guard = if holds { None } else { Some(table.write_lock.lock().await) };
+        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
+        table.ensure_keys_loaded(&latest).await?;
+        Ok(guard)
+    }
+
     /// Check a transaction's primary-key writes to `table` now (inside a
     /// block, as PostgreSQL reports 23505 at the statement, not at COMMIT).
     pub async fn check_keys_now(&self, table: &Table, txn: &TxnHandle) -> Result<()> {
         if !table.has_primary_key() {
             return Ok(());
         }
-        let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
-        let _guard = if holds { None } else { Some(table.write_lock.lock().await) };
-        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
-        table.ensure_keys_loaded(&latest).await?;
+        let _guard = self.lock_keys(table, txn).await?;
         let writes = txn.lock().unwrap().writes.get(&table.def.id).cloned().unwrap_or_default();
         table.check_keys(&writes).map(|_| ())
+    }
+
+    /// Check the rows an INSERT inside a block is about to add (only those:
+    /// the transaction's earlier keys are kept in `TableWrites::own_keys`).
+    /// Returns the own-key set to store with the rows.
+    pub async fn check_new_keys_now(
+        &self,
+        table: &Table,
+        txn: &TxnHandle,
+        rows: &[arrow::array::RecordBatch],
+    ) -> Result<Option<Arc<HashMap<Box<[u8]>, u64>>>> {
+        if !table.has_primary_key() {
+            return Ok(None);
+        }
+        let _guard = self.lock_keys(table, txn).await?;
+        let t = txn.lock().unwrap();
+        let empty = TableWrites::default();
+        let writes = t.writes.get(&table.def.id).unwrap_or(&empty);
+        table.check_new_keys(writes, rows).map(Some)
     }
 
     /// Split `rows` into those whose primary key is free and those whose key
@@ -211,10 +238,7 @@ impl Storage {
         if !table.has_primary_key() {
             return Ok((rows, vec![]));
         }
-        let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
-        let _guard = if holds { None } else { Some(table.write_lock.lock().await) };
-        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
-        table.ensure_keys_loaded(&latest).await?;
+        let _guard = self.lock_keys(table, txn).await?;
         let writes = txn.lock().unwrap().writes.get(&table.def.id).cloned().unwrap_or_default();
         table.split_keys(&writes, rows, unique_proposals)
     }

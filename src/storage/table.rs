@@ -349,6 +349,40 @@ impl Table {
         Ok((absent, present))
     }
 
+    /// Check rows an INSERT is about to add to `writes` (not yet in it)
+    /// against the committed keys (loaded) and the transaction's own: 23505
+    /// on a clash. Returns the own-key set with the new keys added.
+    pub fn check_new_keys(&self, writes: &TableWrites, rows: &[RecordBatch]) -> Result<Arc<HashMap<Key, u64>>> {
+        let guard = self.keys.lock().unwrap();
+        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let removed: HashSet<&Key> =
+            writes.deleted_keys.iter().filter(|(id, key)| committed.get(key) == Some(id)).map(|(_, k)| k).collect();
+        let mut own = match &writes.own_keys {
+            Some(keys) => keys.clone(),
+            None => {
+                let mut keys = HashMap::new();
+                for b in writes.live_inserts() {
+                    let ids = b.column(b.num_columns() - 1).as_primitive::<UInt64Type>().clone();
+                    keys.extend(self.keys_of(&self.key_columns(&b))?.into_iter().zip(ids.values().iter().copied()));
+                }
+                Arc::new(keys)
+            }
+        };
+        let own_mut = Arc::make_mut(&mut own);
+        for batch in rows {
+            let cols = self.key_columns(batch);
+            let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+            for (r, key) in self.keys_of(&cols)?.into_iter().enumerate() {
+                let exists = !writes.truncate && committed.contains_key(&key) && !removed.contains(&key);
+                if exists || own_mut.contains_key(&key) {
+                    return Err(self.duplicate_key_error(&cols, r));
+                }
+                own_mut.insert(key, ids.value(r));
+            }
+        }
+        Ok(own)
+    }
+
     /// Apply a committed transaction's key changes.
     pub fn apply_keys(&self, changes: KeyChanges) {
         if let Some(keys) = self.keys.lock().unwrap().as_mut() {

@@ -5,7 +5,7 @@
 //! turns them into one WAL record and publishes them all at once. An
 //! autocommit statement is a transaction of one statement.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
@@ -24,6 +24,10 @@ pub struct TableWrites {
     pub deletes: imbl::HashMap<u64, u64>,
     /// Primary-key values of the committed rows deleted, by row id.
     pub deleted_keys: Vec<(u64, Box<[u8]>)>,
+    /// Primary-key values of `live_inserts`, kept up to date by INSERT
+    /// inside a block so each statement checks only its own rows; None when
+    /// not built yet or after this transaction deleted rows (rebuilt then).
+    pub own_keys: Option<Arc<HashMap<Box<[u8]>, u64>>>,
 }
 
 impl TableWrites {
