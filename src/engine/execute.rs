@@ -78,6 +78,22 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         }
         Command::Update(stmt) | Command::Delete(stmt) => super::dml::run(session, &stmt, params).await,
         Command::Truncate { names } => super::dml::truncate(session, &names).await,
+        Command::Vacuum { table } => {
+            if session.transaction_status() != crate::storage::txn::TxnStatus::Idle {
+                return Err(TarnError::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "VACUUM cannot run inside a transaction block",
+                ));
+            }
+            let storage = &session.engine().storage;
+            let table = match table {
+                Some((schema, name)) => Some(storage.table(&schema, &name).ok_or_else(|| TarnError::undefined_table(&name))?),
+                None => None,
+            };
+            session.txn().lock().unwrap().release_snapshot();
+            storage.vacuum(table).await?;
+            Ok(Output::tag("VACUUM"))
+        }
         Command::Set { name, value } => {
             let parameter_status = session.settings().set(&name, value)?;
             session.apply_time_zone();

@@ -29,6 +29,8 @@ pub enum Command {
     Update(Box<Statement>),
     Delete(Box<Statement>),
     Truncate { names: Vec<(String, String)> },
+    /// `VACUUM [FULL] [table]`: flush, compact and clean up now.
+    Vacuum { table: Option<(String, String)> },
     Transaction(TxnCommand),
 }
 
@@ -94,6 +96,7 @@ pub fn classify(stmt: Statement) -> Result<Command> {
             let names = t.table_names.iter().map(|t| qualified_name(&t.name)).collect::<Result<Vec<_>>>()?;
             Command::Truncate { names }
         }
+        Statement::Vacuum(v) => Command::Vacuum { table: v.table_name.as_ref().map(qualified_name).transpose()? },
         other => {
             return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
         }

@@ -6,6 +6,7 @@
 //! deltas into Lance in large commits and lets the WAL drop what is folded.
 
 pub mod catalog;
+pub mod compact;
 pub mod handle;
 pub mod scan;
 pub mod table;
@@ -40,11 +41,18 @@ pub struct FlushPolicy {
     pub max_age: Duration,
     /// How often the flusher looks.
     pub interval: Duration,
+    /// When a flush is followed by compaction and old-version cleanup.
+    pub compaction: compact::CompactionPolicy,
 }
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        FlushPolicy { max_rows: 100_000, max_age: Duration::from_secs(30), interval: Duration::from_millis(500) }
+        FlushPolicy {
+            max_rows: 100_000,
+            max_age: Duration::from_secs(30),
+            interval: Duration::from_millis(500),
+            compaction: compact::CompactionPolicy::default(),
+        }
     }
 }
 
@@ -88,10 +96,12 @@ impl Storage {
         for def in catalog.tables() {
             let tdir = table_dir(&dir, def.id);
             let loaded = Table::load_dataset(&tdir).await?;
-            max_lsn = max_lsn.max(loaded.flushed_lsn);
-            let t = Arc::new(Table::new(def.clone(), tdir, &loaded.properties)?);
+            let flushed_lsn = loaded.flushed_lsn;
+            max_lsn = max_lsn.max(flushed_lsn);
+            let (t, dataset) = Table::open(def.clone(), tdir, Some(loaded))?;
+            let t = Arc::new(t);
             tables.insert((def.schema.clone(), def.name.clone()), t.clone());
-            by_id.insert(def.id, (t, TableVersion::new(loaded.dataset, loaded.flushed_lsn)));
+            by_id.insert(def.id, (t, TableVersion::new(dataset, flushed_lsn)));
         }
         let recovered = wal::recover(&dir.join("wal"))?;
         let next_lsn = recovered.last_lsn.max(max_lsn) + 1;
@@ -315,7 +325,7 @@ impl Storage {
         let def = TableDef { id, schema: new.schema, name: new.name, columns: new.columns, primary_key: new.primary_key };
         catalog.commit(|tables| tables.push(def.clone()))?;
         let tdir = table_dir(&self.dir, id);
-        let table = Arc::new(Table::new(def.clone(), tdir, &HashMap::new())?);
+        let table = Arc::new(Table::open(def.clone(), tdir, None)?.0);
         self.publish(|state| {
             state.tables.insert(id, Arc::new(TableVersion::default()));
         });
@@ -378,7 +388,78 @@ impl Storage {
         });
         table.prune_recent_deletes(self.oldest_reader());
         table.log_flush(rows, last_lsn, started);
+        // The folded version must not pin its dataset during cleanup.
+        drop(version);
+        if let Err(e) = self.maintain(table, false).await {
+            // The flush itself is durable; compaction and cleanup retry
+            // after the next one.
+            warn!(table = %table.def.name, error = %e, "compaction or cleanup failed");
+        }
         Ok(rows.max(1))
+    }
+
+    /// VACUUM: fold a table's (or every table's) delta into Lance, compact
+    /// it fully, remove the versions no reader holds, and trim the WAL.
+    pub async fn vacuum(&self, table: Option<Arc<Table>>) -> Result<()> {
+        let tables = match table {
+            Some(t) => vec![t],
+            None => self.all_tables(),
+        };
+        for t in tables {
+            self.flush_table(&t).await?;
+            let _flushing = t.flush_lock.lock().await;
+            self.maintain(&t, true).await?;
+        }
+        self.checkpoint().await;
+        Ok(())
+    }
+
+    /// Compact a table's dataset when its fragments call for it (always
+    /// for `full`), and clean up versions no reader holds. The caller holds
+    /// the flush lock.
+    async fn maintain(&self, table: &Table, full: bool) -> Result<()> {
+        let policy = &self.policy.compaction;
+        let Some(ds) = self.snapshot().table(table.def.id).and_then(|v| v.dataset.clone()) else { return Ok(()) };
+        let mut current = ds.clone();
+        let fragments = compact::fragment_sizes(&ds);
+        if compact::needs_compaction(&fragments, policy, full) {
+            let started = Instant::now();
+            let (_, props) = table.flush_properties();
+            if let Some((compacted, metrics)) = compact::compact(&ds, policy, full, props.clone()).await? {
+                let compacted = table.committed(compacted, props);
+                self.publish(|state| {
+                    if let Some(v) = state.table(table.def.id) {
+                        let mut v = (*v).clone();
+                        v.dataset = Some(compacted.clone());
+                        state.tables.insert(table.def.id, Arc::new(v));
+                    }
+                });
+                info!(
+                    table = %table.def.name,
+                    fragments_before = fragments.len(),
+                    fragments_after = compacted.count_fragments(),
+                    rewritten = metrics.fragments_removed,
+                    version = compacted.version().version,
+                    ms = started.elapsed().as_millis() as u64,
+                    "compacted"
+                );
+                current = compacted;
+            }
+        }
+        let version = current.version().version;
+        if full || version >= table.cleaned_at.load(std::sync::atomic::Ordering::Relaxed) + policy.cleanup_every_versions {
+            drop(ds);
+            // Keep the oldest version a reader holds, and the newest one
+            // whose properties recovery reads.
+            let (with_properties, _) = table.flush_properties();
+            let keep_from = table.pins.oldest().unwrap_or(version).min(with_properties);
+            let stats = compact::cleanup(&current, keep_from).await?;
+            table.cleaned_at.store(version, std::sync::atomic::Ordering::Relaxed);
+            if stats.old_versions > 0 {
+                info!(table = %table.def.name, keep_from, versions_removed = stats.old_versions, bytes_removed = stats.bytes_removed, "cleaned up old versions");
+            }
+        }
+        Ok(())
     }
 
     fn all_tables(&self) -> Vec<Arc<Table>> {

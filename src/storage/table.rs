@@ -24,6 +24,7 @@ use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use tracing::{debug, info};
 
 use super::catalog::{Identity, TableDef};
+use super::compact::VersionPins;
 use super::scan::read_columns;
 use super::txn::TableWrites;
 use super::version::{ROWID, TableVersion};
@@ -71,6 +72,13 @@ pub struct Table {
     identity_next: Mutex<Vec<i64>>,
     /// The columns' DEFAULT expressions planned by the engine, once.
     pub defaults: OnceLock<Arc<Vec<Option<datafusion::logical_expr::Expr>>>>,
+    /// Every dataset version handed out, for cleanup to spare.
+    pub pins: VersionPins,
+    /// The newest Lance version carrying flush properties, and those
+    /// properties: compaction commits repeat them.
+    flushed: Mutex<(u64, HashMap<String, String>)>,
+    /// The Lance version at the last old-version cleanup.
+    pub cleaned_at: AtomicU64,
 }
 
 impl fmt::Debug for Table {
@@ -83,8 +91,10 @@ impl fmt::Debug for Table {
 pub struct Loaded {
     pub dataset: Option<Dataset>,
     pub flushed_lsn: u64,
-    /// The properties of the newest flush (row-id and identity counters).
+    /// The properties of the newest flush (row-id and identity counters),
+    /// and the version that carries them.
     pub properties: HashMap<String, String>,
+    pub properties_version: u64,
 }
 
 impl Table {
@@ -94,15 +104,27 @@ impl Table {
         if !has_committed_version(dir) {
             // Never flushed, or a crash interrupted the first flush before
             // Lance committed a manifest: the rows are all still in the WAL.
-            return Ok(Loaded { dataset: None, flushed_lsn: 0, properties: HashMap::new() });
+            return Ok(Loaded { dataset: None, flushed_lsn: 0, properties: HashMap::new(), properties_version: 0 });
         }
         let ds = Dataset::open(path_str(dir)?).await?;
-        let properties = read_flush_properties(&ds).await?;
+        let (properties_version, properties) = read_flush_properties(&ds).await?;
         let flushed_lsn = counter(&properties, FLUSHED_LSN_PROPERTY)?.unwrap_or(0);
-        Ok(Loaded { dataset: Some(ds), flushed_lsn, properties })
+        Ok(Loaded { dataset: Some(ds), flushed_lsn, properties, properties_version })
     }
 
-    pub fn new(def: TableDef, dir: PathBuf, properties: &HashMap<String, String>) -> Result<Table> {
+    /// A table opened from `loaded` (None: a new, empty table), and its
+    /// dataset as readers will hold it.
+    pub fn open(def: TableDef, dir: PathBuf, loaded: Option<Loaded>) -> Result<(Table, Option<Arc<Dataset>>)> {
+        let Some(loaded) = loaded else { return Ok((Table::new(def, dir, HashMap::new(), 0)?, None)) };
+        let table = Table::new(def, dir, loaded.properties, loaded.properties_version)?;
+        let ds = loaded.dataset.map(|ds| table.pins.track(ds));
+        if let Some(ds) = &ds {
+            table.cleaned_at.store(ds.version().version, Ordering::Relaxed);
+        }
+        Ok((table, ds))
+    }
+
+    fn new(def: TableDef, dir: PathBuf, properties: HashMap<String, String>, properties_version: u64) -> Result<Table> {
         let columns: Vec<_> = def.columns.iter().map(|c| (c.name.clone(), c.pg_type(), true)).collect();
         // Every field is nullable in Arrow: NOT NULL is enforced here, with
         // PostgreSQL's error, rather than by Arrow's schema checks.
@@ -110,10 +132,10 @@ impl Table {
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(ROWID, DataType::UInt64, false));
         let storage_schema = Arc::new(Schema::new(fields));
-        let next_rowid = counter(properties, NEXT_ROWID_PROPERTY)?.unwrap_or(0);
+        let next_rowid = counter(&properties, NEXT_ROWID_PROPERTY)?.unwrap_or(0);
         let mut identity_next = vec![1i64; def.columns.len()];
         for (i, next) in identity_next.iter_mut().enumerate() {
-            if let Some(v) = counter(properties, &identity_property(i))? {
+            if let Some(v) = counter(&properties, &identity_property(i))? {
                 *next = v as i64;
             }
         }
@@ -130,6 +152,9 @@ impl Table {
             truncated_seq: AtomicU64::new(0),
             identity_next: Mutex::new(identity_next),
             defaults: OnceLock::new(),
+            pins: VersionPins::default(),
+            flushed: Mutex::new((properties_version, properties)),
+            cleaned_at: AtomicU64::new(0),
         })
     }
 
@@ -447,7 +472,25 @@ impl Table {
     /// Write `version`'s unflushed changes into Lance as one commit that
     /// records the newest LSN it folds. Returns the new dataset (None when
     /// Lance needs no change) and the rows appended.
-    pub async fn fold(&self, version: &TableVersion) -> Result<(Option<Dataset>, usize)> {
+    pub async fn fold(&self, version: &TableVersion) -> Result<(Option<Arc<Dataset>>, usize)> {
+        let (props, written, rows) = self.write_delta(version).await?;
+        Ok((written.map(|ds| self.committed(ds, props)), rows))
+    }
+
+    /// A new Lance version that carries `props`: track it for cleanup.
+    pub fn committed(&self, ds: Dataset, props: HashMap<String, String>) -> Arc<Dataset> {
+        *self.flushed.lock().unwrap() = (ds.version().version, props);
+        self.pins.track(ds)
+    }
+
+    /// The properties of the newest flush, for a compaction commit to repeat.
+    pub fn flush_properties(&self) -> (u64, HashMap<String, String>) {
+        self.flushed.lock().unwrap().clone()
+    }
+
+    /// The Lance commit of [`Table::fold`]: its properties, the new dataset,
+    /// the rows appended.
+    async fn write_delta(&self, version: &TableVersion) -> Result<(HashMap<String, String>, Option<Dataset>, usize)> {
         let rows = version.live_delta();
         let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
         let mut props = HashMap::from([
@@ -462,12 +505,12 @@ impl Table {
         let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
         let Some(ds) = version.dataset.clone() else {
             if rows.is_empty() {
-                return Ok((None, 0));
+                return Ok((props, None, 0));
             }
-            let params = WriteParams { mode: WriteMode::Create, ..params }.with_transaction_properties(props);
+            let params = WriteParams { mode: WriteMode::Create, ..params }.with_transaction_properties(props.clone());
             let uri = path_str(&self.dir)?.to_string();
             let ds = InsertBuilder::new(uri.as_str()).with_params(&params).execute(rows).await?;
-            return Ok((Some(ds), appended));
+            return Ok((props, Some(ds), appended));
         };
         let (updated, removed) = self.lance_deletions(version, &ds).await?;
         let new_fragments = if rows.is_empty() {
@@ -480,7 +523,7 @@ impl Table {
             }
         };
         if updated.is_empty() && removed.is_empty() && new_fragments.is_empty() {
-            return Ok((None, 0));
+            return Ok((props, None, 0));
         }
         let operation = if updated.is_empty() && removed.is_empty() {
             Operation::Append { fragments: new_fragments }
@@ -501,10 +544,10 @@ impl Table {
         // `CommitBuilder::with_transaction_properties` stores them but never
         // writes them.
         let tx = TransactionBuilder::new(ds.version().version, operation)
-            .transaction_properties(Some(Arc::new(props)))
+            .transaction_properties(Some(Arc::new(props.clone())))
             .build();
         let new_ds = CommitBuilder::new(ds).execute(tx).await?;
-        Ok((Some(new_ds), appended))
+        Ok((props, Some(new_ds), appended))
     }
 
     /// Deletion-vector updates for the rows `version` deletes from `ds`:
@@ -620,19 +663,20 @@ fn pad_bpchar(values: &StringArray, n: u32) -> Result<ArrayRef> {
     Ok(Arc::new(padded))
 }
 
-/// The properties of the newest flush (the newest version that has them).
-async fn read_flush_properties(ds: &Dataset) -> Result<HashMap<String, String>> {
+/// The properties of the newest flush (the newest version that has them),
+/// and that version.
+async fn read_flush_properties(ds: &Dataset) -> Result<(u64, HashMap<String, String>)> {
     let mut versions = ds.versions().await?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     for v in versions {
         let at = if v.version == ds.version().version { ds.clone() } else { ds.checkout_version(v.version).await? };
         if let Some(tx) = at.read_transaction().await? {
             if let Some(props) = tx.transaction_properties.as_ref().filter(|p| p.contains_key(FLUSHED_LSN_PROPERTY)) {
-                return Ok(props.as_ref().clone());
+                return Ok((v.version, props.as_ref().clone()));
             }
         }
     }
-    Ok(HashMap::new())
+    Ok((0, HashMap::new()))
 }
 
 /// A counter stored in flush properties.

@@ -141,6 +141,14 @@ impl TxnState {
         self.read_seq = None;
         self.snapshot_pinned = false;
         self.statement = StatementWrites::default();
+        self.release_snapshot();
+    }
+
+    /// Stop holding the snapshot: an idle session must not keep old Lance
+    /// versions from being cleaned up (a running result stream holds what
+    /// it reads itself).
+    pub fn release_snapshot(&mut self) {
+        self.snapshot = Arc::new(DbState::default());
     }
 }
 

@@ -51,8 +51,8 @@ pub struct TableVersion {
 }
 
 impl TableVersion {
-    pub fn new(dataset: Option<Dataset>, flushed_lsn: u64) -> TableVersion {
-        TableVersion { dataset: dataset.map(Arc::new), flushed_lsn, last_lsn: flushed_lsn, ..Default::default() }
+    pub fn new(dataset: Option<Arc<Dataset>>, flushed_lsn: u64) -> TableVersion {
+        TableVersion { dataset, flushed_lsn, last_lsn: flushed_lsn, ..Default::default() }
     }
 
     /// Apply one committed change. `inserts` are in the storage schema.
@@ -95,9 +95,9 @@ impl TableVersion {
     /// keep only what is newer.
     /// `dataset` is None when the flush needed no Lance change (everything
     /// it folded cancelled out).
-    pub fn folded(&mut self, dataset: Option<Dataset>, last_lsn: u64) {
+    pub fn folded(&mut self, dataset: Option<Arc<Dataset>>, last_lsn: u64) {
         if let Some(ds) = dataset {
-            self.dataset = Some(Arc::new(ds));
+            self.dataset = Some(ds);
         }
         if self.last_truncate_lsn <= last_lsn {
             self.dataset_truncated = false;

@@ -2,6 +2,7 @@
 //! ephemeral ports with temporary data directories) driven by real clients.
 //! All in one test binary so DataFusion and Lance are linked once.
 
+mod compaction;
 mod durability;
 mod harness;
 mod slt;
