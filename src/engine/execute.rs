@@ -30,7 +30,7 @@ pub enum Output {
 }
 
 impl Output {
-    fn tag(tag: impl Into<String>) -> Output {
+    pub(crate) fn tag(tag: impl Into<String>) -> Output {
         Output::Command { tag: tag.into(), parameter_status: None }
     }
 }
@@ -75,6 +75,19 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
                 session.engine().storage.drop_table(&schema, &name, if_exists).await?;
             }
             Ok(Output::tag("DROP TABLE"))
+        }
+        // Boxed: CREATE TABLE AS runs its INSERT through `run` again.
+        Command::CreateTableAs(cta) => Box::pin(super::views::create_table_as(session, *cta)).await,
+        Command::CreateView(cv) => super::views::create_view(session, *cv).await,
+        Command::DropView { names, if_exists } => {
+            for (schema, name) in names {
+                session.engine().storage.drop_view(&schema, &name, if_exists).await?;
+            }
+            Ok(Output::tag("DROP VIEW"))
+        }
+        Command::Rename { schema, name, to, if_exists } => {
+            session.engine().storage.rename_relation(&schema, &name, &to, if_exists).await?;
+            Ok(Output::tag("ALTER TABLE"))
         }
         Command::Update(stmt) | Command::Delete(stmt) => super::dml::run(session, &stmt, params).await,
         Command::Truncate { names } => super::dml::truncate(session, &names).await,

@@ -9,6 +9,7 @@ pub mod execute;
 pub mod functions;
 pub mod ids;
 pub mod returning;
+pub mod views;
 
 use std::fmt;
 use std::sync::Arc;
@@ -50,6 +51,12 @@ impl Engine {
     /// A fresh DataFusion context for one session, whose tables read and
     /// write through the session's transaction.
     pub fn session_context(&self, txn: TxnHandle) -> SessionContext {
+        context_over(self.storage.clone(), txn, self.runtime.clone())
+    }
+}
+
+/// A DataFusion context whose catalog is Tarn's, read through `txn`.
+fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>) -> SessionContext {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, PUBLIC)
             .with_create_default_catalog_and_schema(false)
@@ -59,11 +66,10 @@ impl Engine {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // Follows the session's TimeZone (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", "+00:00");
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
-        ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage: self.storage.clone(), txn }));
+        let ctx = SessionContext::new_with_config_rt(config, runtime.clone());
+        ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage, txn, runtime }));
         functions::register(&ctx);
         ctx
-    }
 }
 
 /// DataFusion's view of Tarn's catalog: reads live from storage, so a table
@@ -71,6 +77,7 @@ impl Engine {
 struct TarnCatalog {
     storage: Arc<Storage>,
     txn: TxnHandle,
+    runtime: Arc<RuntimeEnv>,
 }
 
 impl fmt::Debug for TarnCatalog {
@@ -86,7 +93,12 @@ impl CatalogProvider for TarnCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         (name == PUBLIC).then(|| {
-            Arc::new(TarnSchema { storage: self.storage.clone(), txn: self.txn.clone(), name: name.to_string() }) as _
+            Arc::new(TarnSchema {
+                storage: self.storage.clone(),
+                txn: self.txn.clone(),
+                runtime: self.runtime.clone(),
+                name: name.to_string(),
+            }) as _
         })
     }
 }
@@ -94,6 +106,7 @@ impl CatalogProvider for TarnCatalog {
 struct TarnSchema {
     storage: Arc<Storage>,
     txn: TxnHandle,
+    runtime: Arc<RuntimeEnv>,
     name: String,
 }
 
@@ -106,12 +119,18 @@ impl fmt::Debug for TarnSchema {
 #[async_trait]
 impl SchemaProvider for TarnSchema {
     fn table_names(&self) -> Vec<String> {
-        self.storage.table_names(&self.name)
+        let mut names = self.storage.table_names(&self.name);
+        names.extend(self.storage.view_names(&self.name));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if name.ends_with(returning::RETURNING) {
             return Ok(self.txn.lock().unwrap().statement.returning.clone());
+        }
+        if let Some(view) = self.storage.view(&self.name, name) {
+            let ctx = context_over(self.storage.clone(), self.txn.clone(), self.runtime.clone());
+            return views::provider(&ctx, &view).await.map(Some);
         }
         let (name, with_rowid) = match name.strip_suffix(WITH_ROWID) {
             Some(n) => (n, true),
@@ -128,6 +147,7 @@ impl SchemaProvider for TarnSchema {
             return self.txn.lock().unwrap().statement.returning.is_some();
         }
         self.storage.table(&self.name, name.strip_suffix(WITH_ROWID).unwrap_or(name)).is_some()
+            || self.storage.view(&self.name, name).is_some()
     }
 }
 

@@ -19,21 +19,68 @@ pub struct CreateTable {
     pub if_not_exists: bool,
 }
 
+/// A parsed `CREATE TABLE … AS query`.
+#[derive(Debug, Clone)]
+pub struct CreateTableAs {
+    pub schema: String,
+    pub name: String,
+    pub query: Box<ast::Query>,
+    /// Column names given before AS (empty: the query's names).
+    pub columns: Vec<String>,
+    pub if_not_exists: bool,
+}
+
+/// A parsed `CREATE [OR REPLACE] VIEW`.
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    pub schema: String,
+    pub name: String,
+    pub query: Box<ast::Query>,
+    /// Column names given after the view name (empty: the query's names).
+    pub columns: Vec<String>,
+    pub or_replace: bool,
+    pub if_not_exists: bool,
+}
+
+fn public_name(name: &ast::ObjectName) -> Result<(String, String)> {
+    let (schema, name) = qualified_name(name)?;
+    if schema != crate::engine::PUBLIC {
+        return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
+    }
+    Ok((schema, name))
+}
+
+pub fn create_table_as(ct: &ast::CreateTable) -> Result<CreateTableAs> {
+    let Some(query) = ct.query.clone() else { return Err(TarnError::internal("CREATE TABLE AS without a query")) };
+    if ct.temporary || ct.or_replace {
+        return Err(TarnError::not_supported("CREATE TEMPORARY / OR REPLACE TABLE … AS is not supported yet"));
+    }
+    let (schema, name) = public_name(&ct.name)?;
+    let columns = ct.columns.iter().map(|c| normalize_ident(&c.name)).collect();
+    Ok(CreateTableAs { schema, name, query, columns, if_not_exists: ct.if_not_exists })
+}
+
+pub fn create_view(cv: &ast::CreateView) -> Result<CreateView> {
+    if cv.materialized {
+        return Err(TarnError::not_supported("CREATE MATERIALIZED VIEW is not supported yet"));
+    }
+    if cv.temporary {
+        return Err(TarnError::not_supported("CREATE TEMPORARY VIEW is not supported yet"));
+    }
+    let (schema, name) = public_name(&cv.name)?;
+    let columns = cv.columns.iter().map(|c| normalize_ident(&c.name)).collect();
+    Ok(CreateView { schema, name, query: cv.query.clone(), columns, or_replace: cv.or_replace, if_not_exists: cv.if_not_exists })
+}
+
 pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
     let unsupported = |what: &str| Err(TarnError::not_supported(format!("CREATE TABLE … {what} is not supported yet")));
-    if ct.query.is_some() {
-        return unsupported("AS SELECT");
-    }
     if ct.temporary {
         return unsupported("TEMPORARY");
     }
     if ct.or_replace {
         return unsupported("OR REPLACE");
     }
-    let (schema, name) = qualified_name(&ct.name)?;
-    if schema != crate::engine::PUBLIC {
-        return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
-    }
+    let (schema, name) = public_name(&ct.name)?;
     if ct.columns.is_empty() {
         return Err(TarnError::not_supported("tables without columns are not supported"));
     }

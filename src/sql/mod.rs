@@ -20,7 +20,12 @@ pub enum Command {
     /// INSERT, EXPLAIN).
     Plan(Box<Statement>),
     CreateTable(Box<ddl::CreateTable>),
+    CreateTableAs(Box<ddl::CreateTableAs>),
     DropTable { names: Vec<(String, String)>, if_exists: bool },
+    CreateView(Box<ddl::CreateView>),
+    DropView { names: Vec<(String, String)>, if_exists: bool },
+    /// `ALTER TABLE|VIEW name RENAME TO to`.
+    Rename { schema: String, name: String, to: String, if_exists: bool },
     /// `SET name = value` / `SET TIME ZONE …` / `RESET name`.
     Set { name: String, value: Option<String> },
     Show { name: String },
@@ -70,14 +75,20 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
 pub fn classify(stmt: Statement) -> Result<Command> {
     Ok(match stmt {
         Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => Command::Plan(Box::new(stmt)),
+        Statement::CreateTable(ct) if ct.query.is_some() => Command::CreateTableAs(Box::new(ddl::create_table_as(&ct)?)),
         Statement::CreateTable(ct) => Command::CreateTable(Box::new(ddl::create_table(&ct)?)),
-        Statement::Drop { object_type: ObjectType::Table, names, if_exists, cascade, .. } => {
+        Statement::CreateView(cv) => Command::CreateView(Box::new(ddl::create_view(&cv)?)),
+        Statement::Drop { object_type: object_type @ (ObjectType::Table | ObjectType::View), names, if_exists, cascade, .. } => {
             if cascade {
-                return Err(TarnError::not_supported("DROP TABLE … CASCADE is not supported yet"));
+                return Err(TarnError::not_supported(format!("DROP {object_type} … CASCADE is not supported yet")));
             }
             let names = names.iter().map(qualified_name).collect::<Result<Vec<_>>>()?;
-            Command::DropTable { names, if_exists }
+            match object_type {
+                ObjectType::View => Command::DropView { names, if_exists },
+                _ => Command::DropTable { names, if_exists },
+            }
         }
+        Statement::AlterTable(at) => alter_table(at)?,
         Statement::Set(set) => set_command(set)?,
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
@@ -101,6 +112,18 @@ pub fn classify(stmt: Statement) -> Result<Command> {
             return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
         }
     })
+}
+
+fn alter_table(at: datafusion::sql::sqlparser::ast::AlterTable) -> Result<Command> {
+    use datafusion::sql::sqlparser::ast::{AlterTableOperation as Op, RenameTableNameKind};
+    let (schema, name) = qualified_name(&at.name)?;
+    match at.operations.as_slice() {
+        [Op::RenameTable { table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to) }] => {
+            let (_, to) = qualified_name(to)?;
+            Ok(Command::Rename { schema, name, to, if_exists: at.if_exists })
+        }
+        _ => Err(TarnError::not_supported(format!("ALTER TABLE {} is not supported yet", at.operations.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")))),
+    }
 }
 
 fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {
@@ -191,7 +214,7 @@ mod tests {
 
     #[test]
     fn unsupported_statements_are_0a000_not_panics() {
-        let e = one("CREATE VIEW v AS SELECT 1").unwrap_err();
+        let e = one("CREATE MATERIALIZED VIEW v AS SELECT 1").unwrap_err();
         assert_eq!(e.code, crate::error::sqlstate::FEATURE_NOT_SUPPORTED);
     }
 

@@ -1,4 +1,5 @@
-//! The durable catalog: which tables exist, their columns, types and keys.
+//! The durable catalog: which tables and views exist, their columns, types
+//! and keys.
 //!
 //! Stored as one JSON document, replaced atomically (write a temp file,
 //! fsync, rename over the old one, fsync the directory), so a DDL statement
@@ -69,11 +70,30 @@ impl TableDef {
     }
 }
 
+/// A view as declared: its query as SQL text (planned when used, so it
+/// sees tables as they are then) and its column names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ViewDef {
+    pub schema: String,
+    pub name: String,
+    pub sql: String,
+    pub columns: Vec<String>,
+}
+
+/// Everything the catalog names.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Objects {
+    pub tables: Vec<TableDef>,
+    #[serde(default)]
+    pub views: Vec<ViewDef>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct CatalogFile {
     format_version: u32,
     next_table_id: u64,
-    tables: Vec<TableDef>,
+    #[serde(flatten)]
+    objects: Objects,
 }
 
 /// In-memory copy of the catalog plus where it lives on disk.
@@ -100,7 +120,7 @@ impl Catalog {
                 f
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                CatalogFile { format_version: FORMAT_VERSION, next_table_id: 1, tables: vec![] }
+                CatalogFile { format_version: FORMAT_VERSION, next_table_id: 1, objects: Objects::default() }
             }
             Err(e) => return Err(TarnError::io("reading catalog", e)),
         };
@@ -108,11 +128,27 @@ impl Catalog {
     }
 
     pub fn tables(&self) -> &[TableDef] {
-        &self.file.tables
+        &self.file.objects.tables
+    }
+
+    pub fn views(&self) -> &[ViewDef] {
+        &self.file.objects.views
     }
 
     pub fn find(&self, schema: &str, name: &str) -> Option<&TableDef> {
-        self.file.tables.iter().find(|t| t.schema == schema && t.name == name)
+        self.file.objects.tables.iter().find(|t| t.schema == schema && t.name == name)
+    }
+
+    pub fn find_view(&self, schema: &str, name: &str) -> Option<&ViewDef> {
+        self.file.objects.views.iter().find(|v| v.schema == schema && v.name == name)
+    }
+
+    /// Tables and views share one namespace (42P07 on a clash).
+    pub fn check_name_free(&self, schema: &str, name: &str) -> Result<()> {
+        if self.find(schema, name).is_some() || self.find_view(schema, name).is_some() {
+            return Err(TarnError::new(crate::error::sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        }
+        Ok(())
     }
 
     /// Reserve a new table id (persisted with the next [`Catalog::save`]).
@@ -124,9 +160,9 @@ impl Catalog {
 
     /// Apply a change and make it durable; on failure the in-memory catalog
     /// is left as it was.
-    pub fn commit(&mut self, change: impl FnOnce(&mut Vec<TableDef>)) -> Result<()> {
+    pub fn commit(&mut self, change: impl FnOnce(&mut Objects)) -> Result<()> {
         let mut next = self.file.clone();
-        change(&mut next.tables);
+        change(&mut next.objects);
         write_atomically(&self.dir, &next)?;
         self.file = next;
         Ok(())
@@ -168,8 +204,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(dir.path()).unwrap();
         let a = c.allocate_id();
-        c.commit(|t| t.push(def(a, "a"))).unwrap();
-        c.commit(|t| t.retain(|d| d.name != "a")).unwrap();
+        c.commit(|o| o.tables.push(def(a, "a"))).unwrap();
+        c.commit(|o| o.tables.retain(|d| d.name != "a")).unwrap();
         let c2 = Catalog::open(dir.path()).unwrap();
         assert!(c2.find("public", "a").is_none());
         let mut c2 = c2;

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod compact;
+mod ddl;
 pub mod handle;
 pub mod scan;
 pub mod table;
@@ -25,7 +26,7 @@ use arrow::datatypes::UInt64Type;
 use tracing::{info, warn};
 
 use crate::error::{Result, TarnError, sqlstate};
-use catalog::{Catalog, ColumnDef, TableDef};
+use catalog::{Catalog, ColumnDef};
 use table::Table;
 use txn::{TableWrites, TxnHandle, TxnStatus};
 use version::{DbState, TableVersion};
@@ -70,6 +71,7 @@ pub struct Storage {
     dir: PathBuf,
     catalog: tokio::sync::Mutex<Catalog>,
     tables: RwLock<HashMap<(String, String), Arc<Table>>>,
+    views: RwLock<HashMap<(String, String), catalog::ViewDef>>,
     /// What a statement starting now reads; replaced whole by every commit.
     current: RwLock<Arc<DbState>>,
     wal: Arc<Wal>,
@@ -120,12 +122,14 @@ impl Storage {
                 }
             }
         }
+        let views = catalog.views().iter().map(|v| ((v.schema.clone(), v.name.clone()), v.clone())).collect();
         let state = DbState { seq: 0, tables: by_id.into_iter().map(|(id, (_, v))| (id, Arc::new(v))).collect() };
         info!(dir = %dir.display(), tables = tables.len(), replayed_rows = replayed, next_lsn, "storage opened");
         Ok(Arc::new(Storage {
             dir,
             catalog: tokio::sync::Mutex::new(catalog),
             tables: RwLock::new(tables),
+            views: RwLock::new(views),
             current: RwLock::new(Arc::new(state)),
             wal,
             policy,
@@ -310,63 +314,6 @@ impl Storage {
         }
         drop(held);
         Ok(())
-    }
-
-    /// Create a table durably. Returns false if it existed and `if_not_exists`.
-    pub async fn create_table(&self, new: NewTable, if_not_exists: bool) -> Result<bool> {
-        let mut catalog = self.catalog.lock().await;
-        if catalog.find(&new.schema, &new.name).is_some() {
-            if if_not_exists {
-                return Ok(false);
-            }
-            return Err(TarnError::new(sqlstate::DUPLICATE_TABLE, format!("relation \"{}\" already exists", new.name)));
-        }
-        let id = catalog.allocate_id();
-        let def = TableDef { id, schema: new.schema, name: new.name, columns: new.columns, primary_key: new.primary_key };
-        catalog.commit(|tables| tables.push(def.clone()))?;
-        let tdir = table_dir(&self.dir, id);
-        let table = Arc::new(Table::open(def.clone(), tdir, None)?.0);
-        self.publish(|state| {
-            state.tables.insert(id, Arc::new(TableVersion::default()));
-        });
-        self.tables.write().unwrap().insert((def.schema.clone(), def.name.clone()), table);
-        info!(table = %def.name, id, "table created");
-        Ok(true)
-    }
-
-    /// Drop a table durably. Returns false if it was absent and `if_exists`.
-    pub async fn drop_table(&self, schema: &str, name: &str, if_exists: bool) -> Result<bool> {
-        let mut catalog = self.catalog.lock().await;
-        let Some(def) = catalog.find(schema, name).cloned() else {
-            if if_exists {
-                return Ok(false);
-            }
-            return Err(TarnError::undefined_table(name));
-        };
-        // Wait for commits and flushes in progress on it.
-        let table = self.table(schema, name);
-        let _writing = match &table {
-            Some(t) => Some(t.write_lock.clone().lock_owned().await),
-            None => None,
-        };
-        let _flushing = match &table {
-            Some(t) => Some(t.flush_lock.lock().await),
-            None => None,
-        };
-        catalog.commit(|tables| tables.retain(|t| t.id != def.id))?;
-        self.tables.write().unwrap().remove(&(schema.to_string(), name.to_string()));
-        self.publish(|state| {
-            state.tables.remove(&def.id);
-        });
-        if let Some(t) = &table {
-            // The catalog no longer names it, so its files are garbage even
-            // if removing them fails now; startup removes orphans again.
-            if let Err(e) = t.remove_files() {
-                warn!(table = name, error = %e, "could not remove dropped table's files");
-            }
-        }
-        info!(table = name, id = def.id, "table dropped");
-        Ok(true)
     }
 
     /// Fold one table's unflushed changes into Lance and publish the result.

@@ -72,8 +72,9 @@ pub struct Table {
     identity_next: Mutex<Vec<i64>>,
     /// The columns' DEFAULT expressions planned by the engine, once.
     pub defaults: OnceLock<Arc<Vec<Option<datafusion::logical_expr::Expr>>>>,
-    /// Every dataset version handed out, for cleanup to spare.
-    pub pins: VersionPins,
+    /// Every dataset version handed out, for cleanup to spare (shared with
+    /// the table's later definitions).
+    pub pins: Arc<VersionPins>,
     /// The newest Lance version carrying flush properties, and those
     /// properties: compaction commits repeat them.
     flushed: Mutex<(u64, HashMap<String, String>)>,
@@ -152,10 +153,26 @@ impl Table {
             truncated_seq: AtomicU64::new(0),
             identity_next: Mutex::new(identity_next),
             defaults: OnceLock::new(),
-            pins: VersionPins::default(),
+            pins: Arc::default(),
             flushed: Mutex::new((properties_version, properties)),
             cleaned_at: AtomicU64::new(0),
         })
+    }
+
+    /// The same table under a new definition (RENAME, ALTER): counters,
+    /// its write lock and dataset pins carry over; the key set is reloaded
+    /// on next use.
+    pub fn redefine(&self, def: TableDef) -> Result<Table> {
+        let (version, props) = self.flush_properties();
+        let mut t = Table::new(def, self.dir.clone(), props, version)?;
+        t.write_lock = self.write_lock.clone();
+        t.pins = self.pins.clone();
+        t.next_rowid = AtomicU64::new(self.next_rowid.load(Ordering::Relaxed));
+        t.identity_next = Mutex::new(self.identity_next.lock().unwrap().clone());
+        t.recent_deletes = Mutex::new(self.recent_deletes.lock().unwrap().clone());
+        t.truncated_seq = AtomicU64::new(self.truncated_seq.load(Ordering::Relaxed));
+        t.cleaned_at = AtomicU64::new(self.cleaned_at.load(Ordering::Relaxed));
+        Ok(t)
     }
 
     /// Recovery saw these inserted rows: never hand out their row ids or
