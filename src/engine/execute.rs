@@ -85,6 +85,10 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             }
             Ok(Output::tag("DROP VIEW"))
         }
+        Command::AlterTable { schema, name, if_exists, actions } => {
+            session.engine().storage.alter_table(&schema, &name, if_exists, &actions).await?;
+            Ok(Output::tag("ALTER TABLE"))
+        }
         Command::Rename { schema, name, to, if_exists } => {
             session.engine().storage.rename_relation(&schema, &name, &to, if_exists).await?;
             Ok(Output::tag("ALTER TABLE"))

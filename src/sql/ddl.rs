@@ -99,59 +99,14 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
     };
 
     for (pos, col) in ct.columns.iter().enumerate() {
-        let col_name = normalize_ident(&col.name);
-        if columns.iter().any(|c| c.name == col_name) {
-            return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{col_name}\" specified more than once")));
+        let (column, is_key) = column_def(col, &name)?;
+        if columns.iter().any(|c| c.name == column.name) {
+            return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{}\" specified more than once", column.name)));
         }
-        let (ty, mut identity) = match serial_type(&col.data_type) {
-            Some(ty) => (ty, Some(Identity::ByDefault)),
-            None => (PgType::from_sql(&col.data_type)?, None),
-        };
-        let mut not_null = identity.is_some();
-        let mut default = None;
-        for opt in &col.options {
-            match &opt.option {
-                ColumnOption::Null => {}
-                ColumnOption::NotNull => not_null = true,
-                ColumnOption::PrimaryKey(_) => {
-                    set_pk(&mut primary_key, vec![pos])?;
-                    not_null = true;
-                }
-                ColumnOption::Default(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => {}
-                ColumnOption::Default(expr) => {
-                    if identity.is_some() {
-                        return Err(TarnError::syntax(format!(
-                            "both default and identity specified for column \"{col_name}\" of table \"{name}\""
-                        )));
-                    }
-                    default = Some(expr.to_string());
-                }
-                ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
-                    if identity.is_some() || default.is_some() {
-                        return Err(TarnError::syntax(format!(
-                            "multiple identity specifications for column \"{col_name}\" of table \"{name}\""
-                        )));
-                    }
-                    if !matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
-                        return Err(TarnError::new(
-                            sqlstate::INVALID_PARAMETER_VALUE,
-                            "identity column type must be smallint, integer, or bigint",
-                        ));
-                    }
-                    identity = Some(match generated_as {
-                        ast::GeneratedAs::Always => Identity::Always,
-                        _ => Identity::ByDefault,
-                    });
-                    not_null = true;
-                }
-                ColumnOption::Generated { .. } => return unsupported("GENERATED ALWAYS AS (expression)"),
-                ColumnOption::Unique(_) => return unsupported("UNIQUE"),
-                ColumnOption::ForeignKey(_) => return unsupported("REFERENCES"),
-                ColumnOption::Check(_) => return unsupported("CHECK"),
-                other => return Err(TarnError::not_supported(format!("column option {other} is not supported yet"))),
-            }
+        if is_key {
+            set_pk(&mut primary_key, vec![pos])?;
         }
-        columns.push(ColumnDef { name: col_name, type_name: ty.name(), not_null, default, identity });
+        columns.push(column);
     }
 
     for constraint in &ct.constraints {
@@ -181,6 +136,69 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
         columns[i].not_null = true;
     }
     Ok(CreateTable { table: NewTable { schema, name, columns, primary_key }, if_not_exists: ct.if_not_exists })
+}
+
+/// One column definition (of CREATE TABLE or ADD COLUMN) → the catalog's
+/// column, and whether it declares itself the primary key.
+pub fn column_def(col: &ast::ColumnDef, name: &str) -> Result<(ColumnDef, bool)> {
+    let unsupported = |what: &str| Err(TarnError::not_supported(format!("column option {what} is not supported yet")));
+    let col_name = normalize_ident(&col.name);
+    let mut is_key = false;
+    let (ty, mut identity) = match serial_type(&col.data_type) {
+        Some(ty) => (ty, Some(Identity::ByDefault)),
+        None => (PgType::from_sql(&col.data_type)?, None),
+    };
+    let mut not_null = identity.is_some();
+    let mut default = None;
+    for opt in &col.options {
+        match &opt.option {
+            ColumnOption::Null => {}
+            ColumnOption::NotNull => not_null = true,
+            ColumnOption::PrimaryKey(_) => {
+                if is_key {
+                    return Err(TarnError::new(
+                        sqlstate::INVALID_TABLE_DEFINITION,
+                        format!("multiple primary keys for table \"{name}\" are not allowed"),
+                    ));
+                }
+                is_key = true;
+                not_null = true;
+            }
+            ColumnOption::Default(Expr::Value(v)) if matches!(v.value, ast::Value::Null) => {}
+            ColumnOption::Default(expr) => {
+                if identity.is_some() {
+                    return Err(TarnError::syntax(format!(
+                        "both default and identity specified for column \"{col_name}\" of table \"{name}\""
+                    )));
+                }
+                default = Some(expr.to_string());
+            }
+            ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+                if identity.is_some() || default.is_some() {
+                    return Err(TarnError::syntax(format!(
+                        "multiple identity specifications for column \"{col_name}\" of table \"{name}\""
+                    )));
+                }
+                if !matches!(ty, PgType::Int2 | PgType::Int4 | PgType::Int8) {
+                    return Err(TarnError::new(
+                        sqlstate::INVALID_PARAMETER_VALUE,
+                        "identity column type must be smallint, integer, or bigint",
+                    ));
+                }
+                identity = Some(match generated_as {
+                    ast::GeneratedAs::Always => Identity::Always,
+                    _ => Identity::ByDefault,
+                });
+                not_null = true;
+            }
+            ColumnOption::Generated { .. } => return unsupported("GENERATED ALWAYS AS (expression)"),
+            ColumnOption::Unique(_) => return unsupported("UNIQUE"),
+            ColumnOption::ForeignKey(_) => return unsupported("REFERENCES"),
+            ColumnOption::Check(_) => return unsupported("CHECK"),
+            other => return Err(TarnError::not_supported(format!("column option {other} is not supported yet"))),
+        }
+    }
+    Ok((ColumnDef { name: col_name, type_name: ty.name(), not_null, default, identity }, is_key))
 }
 
 /// `smallserial`/`serial`/`bigserial`: an integer with an identity default.

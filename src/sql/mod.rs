@@ -2,6 +2,7 @@
 //! statement by who executes it. Statements are handed on as ASTs, never
 //! re-serialised and re-parsed.
 
+pub mod alter;
 pub mod ddl;
 pub mod naming;
 
@@ -26,6 +27,8 @@ pub enum Command {
     DropView { names: Vec<(String, String)>, if_exists: bool },
     /// `ALTER TABLE|VIEW name RENAME TO to`.
     Rename { schema: String, name: String, to: String, if_exists: bool },
+    /// `ALTER TABLE name` column changes, applied together.
+    AlterTable { schema: String, name: String, if_exists: bool, actions: Vec<alter::AlterAction> },
     /// `SET name = value` / `SET TIME ZONE …` / `RESET name`.
     Set { name: String, value: Option<String> },
     Show { name: String },
@@ -88,7 +91,7 @@ pub fn classify(stmt: Statement) -> Result<Command> {
                 _ => Command::DropTable { names, if_exists },
             }
         }
-        Statement::AlterTable(at) => alter_table(at)?,
+        Statement::AlterTable(at) => alter::alter_table(at)?,
         Statement::Set(set) => set_command(set)?,
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
@@ -112,18 +115,6 @@ pub fn classify(stmt: Statement) -> Result<Command> {
             return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
         }
     })
-}
-
-fn alter_table(at: datafusion::sql::sqlparser::ast::AlterTable) -> Result<Command> {
-    use datafusion::sql::sqlparser::ast::{AlterTableOperation as Op, RenameTableNameKind};
-    let (schema, name) = qualified_name(&at.name)?;
-    match at.operations.as_slice() {
-        [Op::RenameTable { table_name: RenameTableNameKind::To(to) | RenameTableNameKind::As(to) }] => {
-            let (_, to) = qualified_name(to)?;
-            Ok(Command::Rename { schema, name, to, if_exists: at.if_exists })
-        }
-        _ => Err(TarnError::not_supported(format!("ALTER TABLE {} is not supported yet", at.operations.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")))),
-    }
 }
 
 fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {

@@ -61,6 +61,10 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     /// Column positions of the primary key, in key order (empty: no key).
     pub primary_key: Vec<usize>,
+    /// Column renames (Lance name → name) an ALTER TABLE committed that the
+    /// Lance dataset may not have made yet; startup finishes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_renames: Vec<(String, String)>,
 }
 
 impl TableDef {
@@ -86,6 +90,15 @@ pub struct Objects {
     pub tables: Vec<TableDef>,
     #[serde(default)]
     pub views: Vec<ViewDef>,
+}
+
+impl Objects {
+    /// Replace the table with `def`'s id.
+    pub fn replace_table(&mut self, def: TableDef) {
+        if let Some(t) = self.tables.iter_mut().find(|t| t.id == def.id) {
+            *t = def;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -196,6 +209,7 @@ mod tests {
                 identity: None,
             }],
             primary_key: vec![0],
+            pending_renames: vec![],
         }
     }
 

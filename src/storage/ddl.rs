@@ -21,7 +21,14 @@ impl Storage {
             return if if_not_exists { Ok(false) } else { Err(e) };
         }
         let id = catalog.allocate_id();
-        let def = TableDef { id, schema: new.schema, name: new.name, columns: new.columns, primary_key: new.primary_key };
+        let def = TableDef {
+            id,
+            schema: new.schema,
+            name: new.name,
+            columns: new.columns,
+            primary_key: new.primary_key,
+            pending_renames: vec![],
+        };
         catalog.commit(|o| o.tables.push(def.clone()))?;
         let tdir = table_dir(&self.dir, id);
         let table = Arc::new(Table::open(def.clone(), tdir, None)?.0);
@@ -157,12 +164,9 @@ impl Storage {
         let table = self.table(schema, name).ok_or_else(|| TarnError::undefined_table(name))?;
         let _writing = table.write_lock.clone().lock_owned().await;
         let renamed = TableDef { name: to.to_string(), ..def };
-        let new_table = Arc::new(table.redefine(renamed.clone())?);
-        catalog.commit(|o| {
-            if let Some(t) = o.tables.iter_mut().find(|t| t.id == renamed.id) {
-                *t = renamed.clone();
-            }
-        })?;
+        let same_columns: Vec<Option<usize>> = (0..renamed.columns.len()).map(Some).collect();
+        let new_table = Arc::new(table.redefine(renamed.clone(), &same_columns)?);
+        catalog.commit(|o| o.replace_table(renamed.clone()))?;
         let mut tables = self.tables.write().unwrap();
         tables.remove(&(schema.to_string(), name.to_string()));
         tables.insert((schema.to_string(), to.to_string()), new_table);

@@ -5,6 +5,7 @@
 //! newer than the LSN recorded with that version. A background flusher folds
 //! deltas into Lance in large commits and lets the WAL drop what is folded.
 
+pub mod alter;
 pub mod catalog;
 pub mod compact;
 mod ddl;
@@ -87,7 +88,7 @@ impl Storage {
         fs::create_dir_all(dir.join("tables")).map_err(|e| TarnError::io("creating data directory", e))?;
         let dir = dir.canonicalize().map_err(|e| TarnError::io("resolving data directory", e))?;
         let lock = lock_data_dir(&dir)?;
-        let catalog = Catalog::open(&dir)?;
+        let mut catalog = Catalog::open(&dir)?;
         remove_orphan_table_dirs(&dir, &catalog);
 
         // Open every table's Lance version first: the WAL must resume above
@@ -95,15 +96,26 @@ impl Storage {
         let mut tables = HashMap::new();
         let mut by_id: HashMap<u64, (Arc<Table>, TableVersion)> = HashMap::new();
         let mut max_lsn = 0;
-        for def in catalog.tables() {
+        let defs = catalog.tables().to_vec();
+        for def in &defs {
             let tdir = table_dir(&dir, def.id);
-            let loaded = Table::load_dataset(&tdir).await?;
+            let mut loaded = Table::load_dataset(&tdir).await?;
+            // Finish an ALTER TABLE the catalog committed but Lance had not
+            // caught up with.
+            if let Some(ds) = &loaded.dataset {
+                if let Some(conformed) = alter::conform_lance(ds, def, &def.pending_renames).await? {
+                    loaded.dataset = Some(conformed);
+                }
+            }
             let flushed_lsn = loaded.flushed_lsn;
             max_lsn = max_lsn.max(flushed_lsn);
             let (t, dataset) = Table::open(def.clone(), tdir, Some(loaded))?;
             let t = Arc::new(t);
             tables.insert((def.schema.clone(), def.name.clone()), t.clone());
             by_id.insert(def.id, (t, TableVersion::new(dataset, flushed_lsn)));
+        }
+        if defs.iter().any(|d| !d.pending_renames.is_empty()) {
+            catalog.commit(|o| o.tables.iter_mut().for_each(|t| t.pending_renames.clear()))?;
         }
         let recovered = wal::recover(&dir.join("wal"))?;
         let next_lsn = recovered.last_lsn.max(max_lsn) + 1;
@@ -278,6 +290,20 @@ impl Storage {
             if !held.contains_key(&id) {
                 held.insert(id, table.write_lock.clone().lock_owned().await);
             }
+            // An ALTER TABLE may have finished while this waited for the
+            // lock: write with the definition now in force, if the rows
+            // still fit it (a rename does not change the shape).
+            let table = self.table_by_id(id).unwrap_or(table);
+            let fits = |b: &arrow::array::RecordBatch| {
+                b.num_columns() == table.storage_schema.fields().len()
+                    && b.schema().fields().iter().zip(table.storage_schema.fields()).all(|(a, t)| a.data_type() == t.data_type())
+            };
+            if !writes[&id].inserts.iter().all(fits) {
+                return Err(TarnError::new(
+                    sqlstate::SERIALIZATION_FAILURE,
+                    format!("could not serialize access: table \"{}\" was altered by a concurrent ALTER TABLE", table.def.name),
+                ));
+            }
             tables.push(table);
         }
         let latest = self.snapshot();
@@ -292,7 +318,12 @@ impl Storage {
             }
             table.ensure_keys_loaded(&latest.table(*id).unwrap_or_default()).await?;
             key_changes.push(table.check_keys(w)?);
-            changes.push(table_change(*id, w));
+            let mut change = table_change(*id, w);
+            // Rows carry the table's current names (after a concurrent rename).
+            for b in change.inserts.iter_mut() {
+                *b = arrow::array::RecordBatch::try_new(table.storage_schema.clone(), b.columns().to_vec())?;
+            }
+            changes.push(change);
         }
         let entry = WalEntry::Commit { changes };
         let WalEntry::Commit { changes } = &entry;

@@ -155,7 +155,14 @@ pub async fn plan(
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![];
     if let Some(ds) = source.version.dataset.clone().filter(|_| source.lance_visible()) {
         let lance = lance::datafusion::LanceTableProvider::new_with_ordering(ds, false, false, false);
-        inputs.push(lance.scan(state, Some(&inner), filters, inner_limit).await?);
+        // Lance's field order differs from the table's once ALTER TABLE has
+        // added a column: project by name.
+        let lance_schema = lance.schema();
+        let in_lance = inner
+            .iter()
+            .map(|&i| lance_schema.index_of(storage_schema.field(i).name()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        inputs.push(lance.scan(state, Some(&in_lance), filters, inner_limit).await?);
     }
     let mut memory: Vec<RecordBatch> = vec![];
     if !source.own_truncate {

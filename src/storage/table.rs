@@ -161,14 +161,15 @@ impl Table {
 
     /// The same table under a new definition (RENAME, ALTER): counters,
     /// its write lock and dataset pins carry over; the key set is reloaded
-    /// on next use.
-    pub fn redefine(&self, def: TableDef) -> Result<Table> {
+    /// on next use. `origins[i]` is the old index of new column i.
+    pub fn redefine(&self, def: TableDef, origins: &[Option<usize>]) -> Result<Table> {
         let (version, props) = self.flush_properties();
         let mut t = Table::new(def, self.dir.clone(), props, version)?;
         t.write_lock = self.write_lock.clone();
         t.pins = self.pins.clone();
         t.next_rowid = AtomicU64::new(self.next_rowid.load(Ordering::Relaxed));
-        t.identity_next = Mutex::new(self.identity_next.lock().unwrap().clone());
+        let old_identity = self.identity_next.lock().unwrap().clone();
+        t.identity_next = Mutex::new(origins.iter().map(|o| o.and_then(|o| old_identity.get(o).copied()).unwrap_or(1)).collect());
         t.recent_deletes = Mutex::new(self.recent_deletes.lock().unwrap().clone());
         t.truncated_seq = AtomicU64::new(self.truncated_seq.load(Ordering::Relaxed));
         t.cleaned_at = AtomicU64::new(self.cleaned_at.load(Ordering::Relaxed));
@@ -530,6 +531,18 @@ impl Table {
             return Ok((props, Some(ds), appended));
         };
         let (updated, removed) = self.lance_deletions(version, &ds).await?;
+        // Lance wants its own field order (ALTER TABLE ADD COLUMN appends
+        // after the row id).
+        let lance_schema = Arc::new(arrow::datatypes::Schema::from(ds.schema()));
+        let rows = rows
+            .iter()
+            .map(|b| {
+                let columns = lance_schema.fields().iter().map(|f| b.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    TarnError::internal(format!("Lance field {} is not a column of table {}", f.name(), self.def.name))
+                }));
+                Ok(RecordBatch::try_new(lance_schema.clone(), columns.collect::<Result<Vec<_>>>()?)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let new_fragments = if rows.is_empty() {
             vec![]
         } else {

@@ -1,0 +1,93 @@
+//! DDL durability: views, renames and ALTER TABLE survive crashes, an
+//! ALTER the server stopped in the middle of is finished at startup, and a
+//! transaction that wrote the old shape of an altered table is refused.
+
+use crate::harness::{TestServer, fresh, rows, s, sqlstate};
+
+#[tokio::test]
+async fn ddl_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, label text);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');
+         VACUUM t;
+         INSERT INTO t VALUES (3, 'c');
+         ALTER TABLE t ADD COLUMN n int DEFAULT 5, RENAME COLUMN label TO name;
+         INSERT INTO t VALUES (4, 'd', 6);
+         CREATE VIEW big AS SELECT id, name FROM t WHERE n > 5;
+         CREATE TABLE copy AS SELECT * FROM t;
+         ALTER TABLE copy RENAME TO copied;",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    server.kill9();
+
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(
+        rows(&c, "SELECT id, name, n FROM t ORDER BY id").await,
+        vec![
+            vec![s("1"), s("a"), s("5")],
+            vec![s("2"), s("b"), s("5")],
+            vec![s("3"), s("c"), s("5")],
+            vec![s("4"), s("d"), s("6")]
+        ]
+    );
+    assert_eq!(rows(&c, "SELECT * FROM big").await, vec![vec![s("4"), s("d")]]);
+    assert_eq!(rows(&c, "SELECT count(*) FROM copied").await, vec![vec![s("4")]]);
+    assert_eq!(sqlstate(&c, "SELECT * FROM copy").await, "42P01");
+}
+
+#[tokio::test]
+async fn an_alter_interrupted_before_lance_followed_is_finished_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, label text, gone text); INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y'); VACUUM t")
+        .await
+        .unwrap();
+    drop(c);
+    server.stop();
+
+    // What the catalog holds when the server stops right after an ALTER's
+    // catalog commit: label renamed, gone dropped, n added; Lance unchanged.
+    let path = dir.path().join("catalog.json");
+    let mut catalog: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let table = &mut catalog["tables"][0];
+    let columns = table["columns"].as_array_mut().unwrap();
+    columns[1]["name"] = "name".into();
+    columns.remove(2);
+    columns.push(serde_json::json!({"name": "n", "type": "integer", "not_null": false, "default": "40 + 2"}));
+    table["pending_renames"] = serde_json::json!([["label", "name"]]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&catalog).unwrap()).unwrap();
+
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(
+        rows(&c, "SELECT * FROM t ORDER BY id").await,
+        vec![vec![s("1"), s("a"), s("42")], vec![s("2"), s("b"), s("42")]]
+    );
+    c.batch_execute("INSERT INTO t VALUES (3, 'c', 1); VACUUM t").await.unwrap();
+    assert_eq!(rows(&c, "SELECT sum(n), string_agg(name, ',' ORDER BY id) FROM t").await, vec![vec![s("85"), s("a,b,c")]]);
+    // The catalog no longer asks for the rename.
+    let catalog = std::fs::read_to_string(&path).unwrap();
+    assert!(!catalog.contains("pending_renames"), "{catalog}");
+}
+
+#[tokio::test]
+async fn a_transaction_that_wrote_the_old_shape_is_refused_at_commit() {
+    let (_dir, server, a) = fresh().await;
+    a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int)").await.unwrap();
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1)").await.unwrap();
+    let b = server.connect().await;
+    b.batch_execute("ALTER TABLE t ADD COLUMN w int").await.unwrap();
+    assert_eq!(sqlstate(&a, "COMMIT").await, "40001");
+    // A rename keeps the shape: a transaction across it commits.
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (2, 2, 2)").await.unwrap();
+    b.batch_execute("ALTER TABLE t RENAME COLUMN w TO x").await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(rows(&b, "SELECT id, v, x FROM t").await, vec![vec![s("2"), s("2"), s("2")]]);
+}
