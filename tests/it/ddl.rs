@@ -83,7 +83,11 @@ async fn a_transaction_that_wrote_the_old_shape_is_refused_at_commit() {
     a.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int)").await.unwrap();
     a.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1)").await.unwrap();
     let b = server.connect().await;
-    b.batch_execute("ALTER TABLE t ADD COLUMN w int").await.unwrap();
+    // DDL over the extended protocol, as drivers send it.
+    b.execute("ALTER TABLE t ADD COLUMN w int", &[]).await.unwrap();
+    b.execute("CREATE VIEW tv AS SELECT id FROM t", &[]).await.unwrap();
+    assert_eq!(b.query("SELECT count(*) FROM tv", &[]).await.unwrap()[0].get::<_, i64>(0), 0);
+    b.execute("DROP VIEW tv", &[]).await.unwrap();
     assert_eq!(sqlstate(&a, "COMMIT").await, "40001");
     // A rename keeps the shape: a transaction across it commits.
     a.batch_execute("BEGIN; INSERT INTO t VALUES (2, 2, 2)").await.unwrap();
