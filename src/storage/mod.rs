@@ -350,6 +350,12 @@ impl Storage {
     /// Fold one table's unflushed changes into Lance and publish the result.
     pub async fn flush_table(&self, table: &Table) -> Result<usize> {
         let _flushing = table.flush_lock.lock().await;
+        // A RENAME or ALTER may have replaced this table object (its
+        // counters are no longer advanced): leave the flush to the current
+        // one, or stale counters would be recorded with the data.
+        if !self.table_by_id(table.def.id).is_some_and(|t| std::ptr::eq(t.as_ref(), table)) {
+            return Ok(0);
+        }
         let Some(version) = self.snapshot().table(table.def.id) else { return Ok(0) };
         if version.oldest_unflushed.is_none() {
             return Ok(0);
