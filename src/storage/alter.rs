@@ -317,13 +317,9 @@ impl Storage {
         if !new_def.pending_renames.is_empty() {
             catalog.commit(|o| o.replace_table(altered.def.clone()))?;
         }
-        self.publish(|state| {
-            if let (Some(v), Some(ds)) = (state.table(def.id), dataset) {
-                let mut v = (*v).clone();
-                v.dataset = Some(ds);
-                state.tables.insert(def.id, Arc::new(v));
-            }
-        });
+        if let Some(ds) = dataset {
+            self.publish_dataset(def.id, ds);
+        }
         self.tables.write().unwrap().insert((schema.to_string(), name.to_string()), new_table);
         info!(table = name, "table altered");
         Ok(())

@@ -347,6 +347,18 @@ impl Storage {
         Ok(())
     }
 
+    /// Publish a new Lance version of a table that holds the same rows
+    /// (compaction, schema change): its delta and deletes stay as they are.
+    fn publish_dataset(&self, table_id: u64, dataset: Arc<lance::Dataset>) {
+        self.publish(|state| {
+            if let Some(v) = state.table(table_id) {
+                let mut v = (*v).clone();
+                v.dataset = Some(dataset);
+                state.tables.insert(table_id, Arc::new(v));
+            }
+        });
+    }
+
     /// Fold one table's unflushed changes into Lance and publish the result.
     pub async fn flush_table(&self, table: &Table) -> Result<usize> {
         let _flushing = table.flush_lock.lock().await;
@@ -411,13 +423,7 @@ impl Storage {
             let (_, props) = table.flush_properties();
             if let Some((compacted, metrics)) = compact::compact(&ds, policy, full, props.clone()).await? {
                 let compacted = table.committed(compacted, props);
-                self.publish(|state| {
-                    if let Some(v) = state.table(table.def.id) {
-                        let mut v = (*v).clone();
-                        v.dataset = Some(compacted.clone());
-                        state.tables.insert(table.def.id, Arc::new(v));
-                    }
-                });
+                self.publish_dataset(table.def.id, compacted.clone());
                 info!(
                     table = %table.def.name,
                     fragments_before = fragments.len(),
