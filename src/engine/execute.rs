@@ -79,6 +79,17 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         // Boxed: CREATE TABLE AS runs its INSERT through `run` again.
         Command::CreateTableAs(cta) => Box::pin(super::views::create_table_as(session, *cta)).await,
         Command::CreateView(cv) => super::views::create_view(session, *cv).await,
+        Command::CreateIndex(ci) => {
+            let storage = &session.engine().storage;
+            storage.create_index(&ci.schema, &ci.table, ci.name, &ci.column, ci.method, ci.if_not_exists).await?;
+            Ok(Output::tag("CREATE INDEX"))
+        }
+        Command::DropIndex { names, if_exists } => {
+            for (schema, name) in names {
+                session.engine().storage.drop_index(&schema, &name, if_exists).await?;
+            }
+            Ok(Output::tag("DROP INDEX"))
+        }
         Command::DropView { names, if_exists } => {
             for (schema, name) in names {
                 session.engine().storage.drop_view(&schema, &name, if_exists).await?;

@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, TableConstraint}
 use super::{normalize_ident, qualified_name};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::storage::NewTable;
-use crate::storage::catalog::{ColumnDef, Identity};
+use crate::storage::catalog::{ColumnDef, Identity, IndexMethod};
 use crate::types::PgType;
 
 /// A parsed and checked `CREATE TABLE`.
@@ -48,6 +48,49 @@ fn public_name(name: &ast::ObjectName) -> Result<(String, String)> {
         return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
     }
     Ok((schema, name))
+}
+
+/// A parsed `CREATE INDEX`.
+#[derive(Debug, Clone)]
+pub struct CreateIndex {
+    pub schema: String,
+    pub table: String,
+    pub name: Option<String>,
+    pub column: String,
+    pub method: IndexMethod,
+    pub if_not_exists: bool,
+}
+
+/// `CREATE INDEX [IF NOT EXISTS] [name] ON t [USING btree|hash|bitmap] (column)`:
+/// one plain column; the rest of PostgreSQL's forms are refused with 0A000.
+pub fn create_index(ci: &ast::CreateIndex) -> Result<CreateIndex> {
+    let unsupported = |what: &str| Err(TarnError::not_supported(format!("CREATE INDEX … {what} is not supported yet")));
+    if ci.unique {
+        return unsupported("UNIQUE (only the primary key is unique)");
+    }
+    if ci.predicate.is_some() {
+        return unsupported("WHERE (partial indexes)");
+    }
+    if !ci.include.is_empty() {
+        return unsupported("INCLUDE");
+    }
+    let (schema, table) = public_name(&ci.table_name)?;
+    let column = match ci.columns.as_slice() {
+        [c] => match &c.column.expr {
+            Expr::Identifier(ident) => normalize_ident(ident),
+            other => return unsupported(&format!("on the expression {other}")),
+        },
+        _ => return unsupported("on several columns"),
+    };
+    // Lance's BTree serves equality and ranges (PostgreSQL's btree and hash);
+    // its bitmap suits low-cardinality columns.
+    let method = match &ci.using {
+        None | Some(ast::IndexType::BTree) | Some(ast::IndexType::Hash) => IndexMethod::Btree,
+        Some(ast::IndexType::Custom(m)) if m.value.eq_ignore_ascii_case("bitmap") => IndexMethod::Bitmap,
+        Some(other) => return unsupported(&format!("USING {other}")),
+    };
+    let name = ci.name.as_ref().map(qualified_name).transpose()?.map(|(_, n)| n);
+    Ok(CreateIndex { schema, table, name, column, method, if_not_exists: ci.if_not_exists })
 }
 
 pub fn create_table_as(ct: &ast::CreateTable) -> Result<CreateTableAs> {

@@ -24,6 +24,8 @@ pub enum Command {
     CreateTableAs(Box<ddl::CreateTableAs>),
     DropTable { names: Vec<(String, String)>, if_exists: bool },
     CreateView(Box<ddl::CreateView>),
+    CreateIndex(Box<ddl::CreateIndex>),
+    DropIndex { names: Vec<(String, String)>, if_exists: bool },
     DropView { names: Vec<(String, String)>, if_exists: bool },
     /// `ALTER TABLE|VIEW name RENAME TO to`.
     Rename { schema: String, name: String, to: String, if_exists: bool },
@@ -81,13 +83,15 @@ pub fn classify(stmt: Statement) -> Result<Command> {
         Statement::CreateTable(ct) if ct.query.is_some() => Command::CreateTableAs(Box::new(ddl::create_table_as(&ct)?)),
         Statement::CreateTable(ct) => Command::CreateTable(Box::new(ddl::create_table(&ct)?)),
         Statement::CreateView(cv) => Command::CreateView(Box::new(ddl::create_view(&cv)?)),
-        Statement::Drop { object_type: object_type @ (ObjectType::Table | ObjectType::View), names, if_exists, cascade, .. } => {
+        Statement::CreateIndex(ci) => Command::CreateIndex(Box::new(ddl::create_index(&ci)?)),
+        Statement::Drop { object_type: object_type @ (ObjectType::Table | ObjectType::View | ObjectType::Index), names, if_exists, cascade, .. } => {
             if cascade {
                 return Err(TarnError::not_supported(format!("DROP {object_type} … CASCADE is not supported yet")));
             }
             let names = names.iter().map(qualified_name).collect::<Result<Vec<_>>>()?;
             match object_type {
                 ObjectType::View => Command::DropView { names, if_exists },
+                ObjectType::Index => Command::DropIndex { names, if_exists },
                 _ => Command::DropTable { names, if_exists },
             }
         }

@@ -37,6 +37,7 @@ pub struct Altered {
 pub fn apply_actions(def: &TableDef, actions: &[AlterAction], has_rows: bool) -> Result<Altered> {
     let mut columns: Vec<(ColumnDef, Option<usize>)> = def.columns.iter().cloned().zip((0..).map(Some)).collect();
     let mut key: Vec<String> = def.primary_key.iter().map(|&i| def.columns[i].name.clone()).collect();
+    let mut indexes = def.indexes.clone();
     let find = |columns: &[(ColumnDef, Option<usize>)], name: &str| columns.iter().position(|(c, _)| c.name == name);
     let missing = |name: &str| TarnError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{name}\" of relation \"{}\" does not exist", def.name));
     for action in actions {
@@ -69,10 +70,12 @@ pub fn apply_actions(def: &TableDef, actions: &[AlterAction], has_rows: bool) ->
                 if columns.len() == 1 {
                     return Err(TarnError::not_supported("a table must keep at least one column"));
                 }
-                // PostgreSQL drops the primary key with one of its columns.
+                // PostgreSQL drops the primary key and indexes with one of
+                // their columns.
                 if key.contains(name) {
                     key.clear();
                 }
+                indexes.retain(|ix| ix.column != *name);
                 columns.remove(i);
             }
             AlterAction::RenameColumn { from, to } => {
@@ -85,6 +88,9 @@ pub fn apply_actions(def: &TableDef, actions: &[AlterAction], has_rows: bool) ->
                 }
                 for k in key.iter_mut().filter(|k| *k == from) {
                     *k = to.clone();
+                }
+                for ix in indexes.iter_mut().filter(|ix| ix.column == *from) {
+                    ix.column = to.clone();
                 }
                 columns[i].0.name = to.clone();
             }
@@ -121,7 +127,7 @@ pub fn apply_actions(def: &TableDef, actions: &[AlterAction], has_rows: bool) ->
     }
     let primary_key = key.iter().map(|k| find(&columns, k).expect("key columns are kept")).collect();
     let (cols, origins) = columns.into_iter().unzip();
-    Ok(Altered { def: TableDef { columns: cols, primary_key, pending_renames: vec![], ..def.clone() }, origins })
+    Ok(Altered { def: TableDef { columns: cols, primary_key, indexes, pending_renames: vec![], ..def.clone() }, origins })
 }
 
 /// Type changes that keep every value and need no check of existing rows.

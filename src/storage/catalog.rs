@@ -61,10 +61,39 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     /// Column positions of the primary key, in key order (empty: no key).
     pub primary_key: Vec<usize>,
+    /// Indexes on the table's columns (built in Lance; see `storage::index`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
     /// Column renames (Lance name → name) an ALTER TABLE committed that the
     /// Lance dataset may not have made yet; startup finishes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_renames: Vec<(String, String)>,
+}
+
+/// A secondary index: a Lance scalar index on one column.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexDef {
+    pub name: String,
+    pub column: String,
+    pub method: IndexMethod,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexMethod {
+    /// Lance's BTree: ranges and equality on any ordered type.
+    Btree,
+    /// Lance's bitmap: equality on low-cardinality columns.
+    Bitmap,
+}
+
+impl IndexMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexMethod::Btree => "btree",
+            IndexMethod::Bitmap => "bitmap",
+        }
+    }
 }
 
 impl TableDef {
@@ -152,13 +181,18 @@ impl Catalog {
         self.file.objects.tables.iter().find(|t| t.schema == schema && t.name == name)
     }
 
+    /// The table an index belongs to, and the index.
+    pub fn find_index(&self, schema: &str, name: &str) -> Option<(&TableDef, &IndexDef)> {
+        self.file.objects.tables.iter().filter(|t| t.schema == schema).find_map(|t| t.indexes.iter().find(|i| i.name == name).map(|i| (t, i)))
+    }
+
     pub fn find_view(&self, schema: &str, name: &str) -> Option<&ViewDef> {
         self.file.objects.views.iter().find(|v| v.schema == schema && v.name == name)
     }
 
     /// Tables and views share one namespace (42P07 on a clash).
     pub fn check_name_free(&self, schema: &str, name: &str) -> Result<()> {
-        if self.find(schema, name).is_some() || self.find_view(schema, name).is_some() {
+        if self.find(schema, name).is_some() || self.find_view(schema, name).is_some() || self.find_index(schema, name).is_some() {
             return Err(TarnError::new(crate::error::sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
         }
         Ok(())
@@ -209,6 +243,7 @@ mod tests {
                 identity: None,
             }],
             primary_key: vec![0],
+            indexes: vec![],
             pending_renames: vec![],
         }
     }

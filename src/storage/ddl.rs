@@ -27,6 +27,7 @@ impl Storage {
             name: new.name,
             columns: new.columns,
             primary_key: new.primary_key,
+            indexes: vec![],
             pending_renames: vec![],
         };
         catalog.commit(|o| o.tables.push(def.clone()))?;
@@ -162,16 +163,24 @@ impl Storage {
         catalog.check_name_free(schema, to)?;
         check_no_dependent_views(catalog.views(), schema, name, &format!("rename table {name}"))?;
         let table = self.table(schema, name).ok_or_else(|| TarnError::undefined_table(name))?;
-        let _writing = table.write_lock.clone().lock_owned().await;
-        let renamed = TableDef { name: to.to_string(), ..def };
-        let same_columns: Vec<Option<usize>> = (0..renamed.columns.len()).map(Some).collect();
-        let new_table = Arc::new(table.redefine(renamed.clone(), &same_columns)?);
-        catalog.commit(|o| o.replace_table(renamed.clone()))?;
-        let mut tables = self.tables.write().unwrap();
-        tables.remove(&(schema.to_string(), name.to_string()));
-        tables.insert((schema.to_string(), to.to_string()), new_table);
+        self.redefine_table(&mut catalog, &table, TableDef { name: to.to_string(), ..def }).await?;
         info!(from = name, to, "table renamed");
         Ok(())
+    }
+}
+
+impl Storage {
+    /// Commit a new definition of `table` with the same columns (a rename,
+    /// an index added or dropped) and install it.
+    pub(super) async fn redefine_table(&self, catalog: &mut super::catalog::Catalog, table: &Table, def: TableDef) -> Result<Arc<Table>> {
+        let _writing = table.write_lock.clone().lock_owned().await;
+        let same_columns: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
+        let new_table = Arc::new(table.redefine(def.clone(), &same_columns)?);
+        catalog.commit(|o| o.replace_table(def.clone()))?;
+        let mut tables = self.tables.write().unwrap();
+        tables.remove(&(table.def.schema.clone(), table.def.name.clone()));
+        tables.insert((def.schema.clone(), def.name.clone()), new_table.clone());
+        Ok(new_table)
     }
 }
 

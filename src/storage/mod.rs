@@ -9,6 +9,7 @@ pub mod alter;
 pub mod catalog;
 pub mod compact;
 mod ddl;
+pub mod index;
 pub mod handle;
 pub mod scan;
 pub mod table;
@@ -105,6 +106,14 @@ impl Storage {
             if let Some(ds) = &loaded.dataset {
                 if let Some(conformed) = alter::conform_lance(ds, def, &def.pending_renames).await? {
                     loaded.dataset = Some(conformed);
+                }
+            }
+            // ... and build indexes the catalog declares but Lance lacks.
+            if let Some(ds) = &loaded.dataset {
+                match index::sync_indexes(ds, def, false).await {
+                    Ok(Some(synced)) => loaded.dataset = Some(synced),
+                    Ok(None) => {}
+                    Err(e) => warn!(table = %def.name, error = %e, "could not build indexes; will retry after the next flush"),
                 }
             }
             let flushed_lsn = loaded.flushed_lsn;
@@ -415,6 +424,11 @@ impl Storage {
     /// the flush lock.
     async fn maintain(&self, table: &Table, full: bool) -> Result<()> {
         let policy = &self.policy.compaction;
+        if full && !table.def.indexes.is_empty() {
+            // Fold new fragments into the indexes first, so compaction may
+            // merge them with the indexed ones.
+            self.sync_indexes_locked(table, true).await?;
+        }
         let Some(ds) = self.snapshot().table(table.def.id).and_then(|v| v.dataset.clone()) else { return Ok(()) };
         let mut current = ds.clone();
         let fragments = compact::fragment_sizes(&ds);
@@ -434,6 +448,13 @@ impl Storage {
                     "compacted"
                 );
                 current = compacted;
+            }
+        }
+        // A new dataset needs its indexes built.
+        if !table.def.indexes.is_empty() || full {
+            self.sync_indexes_locked(table, false).await?;
+            if let Some(ds) = self.snapshot().table(table.def.id).and_then(|v| v.dataset.clone()) {
+                current = ds;
             }
         }
         let version = current.version().version;

@@ -95,3 +95,63 @@ async fn a_transaction_that_wrote_the_old_shape_is_refused_at_commit() {
     a.batch_execute("COMMIT").await.unwrap();
     assert_eq!(rows(&b, "SELECT id, v, x FROM t").await, vec![vec![s("2"), s("2"), s("2")]]);
 }
+
+/// The QUERY PLAN lines of EXPLAIN, joined.
+async fn plan(c: &tokio_postgres::Client, sql: &str) -> String {
+    rows(c, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r[0].clone().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn point_lookups_use_the_lance_index_from_creation_through_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    // Declared on an empty table: built once there is Lance data.
+    c.batch_execute("CREATE TABLE ev (id bigint PRIMARY KEY, account int, kind text); CREATE INDEX ev_account ON ev (account)")
+        .await
+        .unwrap();
+    c.batch_execute("INSERT INTO ev SELECT i, i % 1000, 'k' || (i % 3) FROM generate_series(1, 20000) AS g(i)").await.unwrap();
+    let lookup = "SELECT id FROM ev WHERE account = 42";
+    assert!(!plan(&c, lookup).await.contains("ScalarIndexQuery"), "no Lance data yet, so no index to use");
+    c.batch_execute("VACUUM ev").await.unwrap();
+    let p = plan(&c, lookup).await;
+    assert!(p.contains("ScalarIndexQuery") && p.contains("@ev_account(BTree)"), "{p}");
+    assert_eq!(rows(&c, "SELECT count(*) FROM ev WHERE account = 42").await, vec![vec![s("20")]]);
+
+    // A bitmap index; rows added after the index are still found.
+    c.batch_execute("CREATE INDEX ev_kind ON ev USING bitmap (kind); INSERT INTO ev VALUES (30000, 42, 'new')").await.unwrap();
+    assert!(plan(&c, "SELECT id FROM ev WHERE kind = 'k1'").await.contains("@ev_kind(Bitmap)"));
+    assert_eq!(rows(&c, "SELECT count(*) FROM ev WHERE account = 42").await, vec![vec![s("21")]]);
+
+    drop(c);
+    server.kill9();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    assert!(plan(&c, lookup).await.contains("@ev_account(BTree)"));
+    assert_eq!(rows(&c, "SELECT count(*) FROM ev WHERE account = 42").await, vec![vec![s("21")]]);
+    c.batch_execute("DROP INDEX ev_account").await.unwrap();
+    assert!(!plan(&c, lookup).await.contains("ev_account"));
+    assert_eq!(rows(&c, "SELECT count(*) FROM ev WHERE account = 42").await, vec![vec![s("21")]]);
+}
+
+#[tokio::test]
+async fn an_index_committed_but_not_built_is_built_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, k int); INSERT INTO t SELECT i, i * 1 FROM generate_series(1, 1000) AS g(i); VACUUM t")
+        .await
+        .unwrap();
+    drop(c);
+    server.stop();
+    // The catalog as a crash right after CREATE INDEX's commit leaves it.
+    let path = dir.path().join("catalog.json");
+    let mut catalog: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    catalog["tables"][0]["indexes"] = serde_json::json!([{"name": "t_k_idx", "column": "k", "method": "btree"}]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&catalog).unwrap()).unwrap();
+
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    assert!(plan(&c, "SELECT id FROM t WHERE k = 5").await.contains("@t_k_idx(BTree)"));
+    assert_eq!(rows(&c, "SELECT id FROM t WHERE k = 5").await, vec![vec![s("5")]]);
+}
