@@ -84,7 +84,7 @@ pub async fn create_table_as(session: &Session, cta: CreateTableAs) -> Result<Ou
         })
         .collect();
     let storage = &session.engine().storage;
-    let new = crate::storage::NewTable { schema: cta.schema.clone(), name: cta.name.clone(), columns, primary_key: vec![] };
+    let new = crate::storage::NewTable { schema: cta.schema.clone(), name: cta.name.clone(), columns, primary_key: vec![], kind: Default::default() };
     if !storage.create_table(new, cta.if_not_exists).await? {
         return Ok(Output::tag("CREATE TABLE AS"));
     }

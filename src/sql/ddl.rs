@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, TableConstraint}
 use super::{normalize_ident, qualified_name};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::storage::NewTable;
-use crate::storage::catalog::{ColumnDef, Identity, IndexMethod};
+use crate::storage::catalog::{ColumnDef, Identity, IndexMethod, TableKind};
 use crate::types::PgType;
 
 /// A parsed and checked `CREATE TABLE`.
@@ -178,7 +178,43 @@ pub fn create_table(ct: &ast::CreateTable) -> Result<CreateTable> {
     for &i in &primary_key {
         columns[i].not_null = true;
     }
-    Ok(CreateTable { table: NewTable { schema, name, columns, primary_key }, if_not_exists: ct.if_not_exists })
+    let kind = access_method(&ct.table_options)?;
+    Ok(CreateTable { table: NewTable { schema, name, columns, primary_key, kind }, if_not_exists: ct.if_not_exists })
+}
+
+/// `USING lance | heap` (parsed as `WITH (access_method = …)`, see
+/// `sql::parse`). Other storage parameters are refused as PostgreSQL
+/// refuses ones it does not know.
+fn access_method(options: &ast::CreateTableOptions) -> Result<TableKind> {
+    let ast::CreateTableOptions::With(options) = options else {
+        return match options {
+            ast::CreateTableOptions::None => Ok(TableKind::Lance),
+            other => Err(TarnError::not_supported(format!("table options {other} are not supported"))),
+        };
+    };
+    let mut kind = TableKind::Lance;
+    for option in options {
+        let ast::SqlOption::KeyValue { key, value } = option else {
+            return Err(TarnError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("unrecognized parameter \"{option}\"")));
+        };
+        if normalize_ident(key) != "access_method" {
+            return Err(TarnError::new(sqlstate::INVALID_PARAMETER_VALUE, format!("unrecognized parameter \"{}\"", key.value)));
+        }
+        let method = match value {
+            Expr::Identifier(i) => i.value.to_lowercase(),
+            Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => s.to_lowercase(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        };
+        kind = match method.as_str() {
+            "lance" => TableKind::Lance,
+            "heap" => TableKind::Heap,
+            _ => return Err(TarnError::new(sqlstate::UNDEFINED_OBJECT, format!("access method \"{method}\" does not exist"))),
+        };
+    }
+    Ok(kind)
 }
 
 /// One column definition (of CREATE TABLE or ADD COLUMN) → the catalog's

@@ -10,7 +10,9 @@ use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement, Transac
 
 use crate::storage::txn::Isolation;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::error::{Result, TarnError};
 
@@ -73,7 +75,66 @@ fn isolation_of(modes: &[TransactionMode]) -> Option<Isolation> {
 
 /// Parse a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    Ok(Parser::parse_sql(&PostgreSqlDialect {}, sql)?)
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| TarnError::syntax(e.to_string()))?;
+    let tokens = table_access_method_as_option(tokens);
+    Ok(Parser::new(&dialect).with_tokens_with_locations(tokens).parse_statements()?)
+}
+
+/// PostgreSQL's `CREATE TABLE … (…) USING method` is not in sqlparser's
+/// grammar; it is the same as Tarn's `WITH (access_method = method)`, which
+/// is, so the two tokens are swapped for those before parsing (the AST then
+/// carries the method; the text is never rewritten).
+fn table_access_method_as_option(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let (mut in_create, mut saw_table, mut depth) = (false, false, 0i32);
+    let mut last_significant: Option<Token> = None;
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(t) = iter.next() {
+        let keyword = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k);
+        match &t.token {
+            Token::Whitespace(_) => {
+                out.push(t);
+                continue;
+            }
+            Token::SemiColon => (in_create, saw_table, depth) = (false, false, 0),
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            tok if keyword(tok, Keyword::CREATE) && last_significant.is_none() => in_create = true,
+            tok if keyword(tok, Keyword::TABLE) && in_create => saw_table = true,
+            tok if keyword(tok, Keyword::USING) && saw_table && depth == 0 && last_significant == Some(Token::RParen) => {
+                // Skip whitespace to the method name.
+                let mut gap = vec![];
+                while iter.peek().is_some_and(|n| matches!(n.token, Token::Whitespace(_))) {
+                    gap.push(iter.next().expect("peeked"));
+                }
+                if let Some(method) = iter.next_if(|n| matches!(n.token, Token::Word(_))) {
+                    let at = |token: Token| TokenWithSpan { token, span: t.span };
+                    out.push(at(Token::make_keyword("WITH")));
+                    out.push(at(Token::LParen));
+                    out.push(at(Token::make_word("access_method", None)));
+                    out.push(at(Token::Eq));
+                    out.push(TokenWithSpan { token: method.token, span: method.span });
+                    out.push(at(Token::RParen));
+                    last_significant = Some(Token::RParen);
+                    continue;
+                }
+                out.push(t);
+                out.extend(gap);
+                continue;
+            }
+            _ => {}
+        }
+        if matches!(t.token, Token::SemiColon) {
+            last_significant = None;
+        } else {
+            last_significant = Some(t.token.clone());
+        }
+        out.push(t);
+    }
+    out
 }
 
 /// Decide who runs a statement.
@@ -211,6 +272,19 @@ mod tests {
     fn unsupported_statements_are_0a000_not_panics() {
         let e = one("CREATE MATERIALIZED VIEW v AS SELECT 1").unwrap_err();
         assert_eq!(e.code, crate::error::sqlstate::FEATURE_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn create_table_using_method_becomes_an_option() {
+        for sql in ["CREATE TABLE t (a int) USING heap", "create table t (a int) using HEAP;", "CREATE TABLE t (a int) WITH (access_method = heap)"] {
+            match parse(sql).unwrap().remove(0) {
+                Statement::CreateTable(ct) => assert!(ct.table_options.to_string().to_lowercase().contains("access_method = heap"), "{sql}: {}", ct.table_options),
+                other => panic!("{other}"),
+            }
+        }
+        // USING elsewhere is untouched.
+        assert_eq!(parse("SELECT * FROM a JOIN b USING (id); DELETE FROM a USING b WHERE a.id = b.id").unwrap().len(), 2);
+        assert!(parse("SELECT 1; CREATE TABLE t (a int) USING lance").is_ok());
     }
 
     #[test]

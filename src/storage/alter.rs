@@ -19,6 +19,7 @@ use tracing::info;
 use super::Storage;
 use super::catalog::{ColumnDef, TableDef};
 use super::scan::read_columns;
+use super::table::Table;
 use super::version::ROWID;
 use crate::error::{Result, TarnError, sqlstate};
 use crate::sql::alter::AlterAction;
@@ -234,7 +235,7 @@ async fn add_column(ds: &mut Dataset, column: &ColumnDef) -> Result<()> {
 }
 
 /// A function giving `n` values of a DEFAULT expression.
-fn default_evaluator(sql: &str, ty: &PgType) -> Result<impl Fn(usize) -> Result<ArrayRef> + Send + Sync + 'static> {
+pub(super) fn default_evaluator(sql: &str, ty: &PgType) -> Result<impl Fn(usize) -> Result<ArrayRef> + Send + Sync + 'static> {
     let expr = crate::engine::plan_default(sql, ty)?;
     let physical = datafusion::physical_expr::create_physical_expr(
         &expr,
@@ -250,6 +251,15 @@ fn default_evaluator(sql: &str, ty: &PgType) -> Result<impl Fn(usize) -> Result<
 }
 
 impl Storage {
+    /// A heap table's ALTER: its rows rewritten in the new shape, checkpointed
+    /// (with the new table's counters) and published.
+    fn reshape_heap(&self, table: &Table, rows: &[RecordBatch], altered: &Altered, last_lsn: u64) -> Result<()> {
+        let rows: Arc<Vec<RecordBatch>> = Arc::new(super::heap::reshape(rows, &table.storage_schema, &altered.def, &altered.origins)?);
+        table.write_heap(&rows, table.flush_props(last_lsn))?;
+        self.publish_table_version(table.def.id, |v| v.heap = Some(rows));
+        Ok(())
+    }
+
     /// `ALTER TABLE … ADD/DROP/RENAME COLUMN, ALTER COLUMN …`.
     pub async fn alter_table(&self, schema: &str, name: &str, if_exists: bool, actions: &[AlterAction]) -> Result<()> {
         let mut catalog = self.catalog.lock().await;
@@ -270,9 +280,10 @@ impl Storage {
         self.flush_table(&table).await?;
         let _flushing = table.flush_lock.lock().await;
         let version = self.snapshot().table(def.id).unwrap_or_default();
-        let has_rows = match &version.dataset {
-            Some(ds) => ds.count_rows(None).await? > 0,
-            None => false,
+        let has_rows = match (&version.dataset, &version.heap) {
+            (Some(ds), _) => ds.count_rows(None).await? > 0,
+            (None, Some(rows)) => rows.iter().any(|b| b.num_rows() > 0),
+            (None, None) => false,
         };
         let altered = apply_actions(&def, actions, has_rows)?;
         for (i, column) in altered.def.columns.iter().enumerate() {
@@ -304,9 +315,10 @@ impl Storage {
         // The catalog decides, with the renames Lance must follow (startup
         // finishes them if the server stops before Lance has).
         catalog.commit(|o| o.replace_table(new_def.clone()))?;
-        let conformed = match &version.dataset {
-            Some(ds) => conform_lance(ds, &new_def, &new_def.pending_renames).await,
-            None => Ok(None),
+        let conformed = match (&version.dataset, &version.heap) {
+            (Some(ds), _) => conform_lance(ds, &new_def, &new_def.pending_renames).await,
+            (None, Some(rows)) => self.reshape_heap(&new_table, rows, &altered, version.last_lsn).map(|()| None),
+            (None, None) => Ok(None),
         };
         let dataset = match conformed {
             Ok(ds) => ds.map(|ds| new_table.pins.track(ds)),

@@ -61,6 +61,9 @@ pub struct TableDef {
     pub columns: Vec<ColumnDef>,
     /// Column positions of the primary key, in key order (empty: no key).
     pub primary_key: Vec<usize>,
+    /// Where the rows live (`CREATE TABLE … USING lance | heap`).
+    #[serde(default, skip_serializing_if = "TableKind::is_lance")]
+    pub kind: TableKind,
     /// Indexes on the table's columns (built in Lance; see `storage::index`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
@@ -68,6 +71,24 @@ pub struct TableDef {
     /// Lance dataset may not have made yet; startup finishes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_renames: Vec<(String, String)>,
+}
+
+/// A table's access method.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// Columnar and versioned: flushed into a Lance dataset (the default).
+    #[default]
+    Lance,
+    /// Memory-resident, WAL-durable, checkpointed to one Arrow IPC file:
+    /// for small hot tables.
+    Heap,
+}
+
+impl TableKind {
+    pub fn is_lance(&self) -> bool {
+        *self == TableKind::Lance
+    }
 }
 
 /// A secondary index: a Lance scalar index on one column.
@@ -243,6 +264,7 @@ mod tests {
                 identity: None,
             }],
             primary_key: vec![0],
+            kind: TableKind::Lance,
             indexes: vec![],
             pending_renames: vec![],
         }

@@ -27,11 +27,12 @@ impl Storage {
             name: new.name,
             columns: new.columns,
             primary_key: new.primary_key,
+            kind: new.kind,
             indexes: vec![],
             pending_renames: vec![],
         };
         catalog.commit(|o| o.tables.push(def.clone()))?;
-        let tdir = table_dir(&self.dir, id);
+        let tdir = table_dir(&self.dir, id, def.kind);
         let table = Arc::new(Table::open(def.clone(), tdir, None)?.0);
         self.publish(|state| {
             state.tables.insert(id, Arc::new(TableVersion::default()));

@@ -73,6 +73,11 @@ impl Storage {
             }
             return Err(TarnError::undefined_table(table_name));
         };
+        if def.kind == super::catalog::TableKind::Heap {
+            return Err(TarnError::not_supported(format!(
+                "\"{table_name}\" is a heap table: indexes are built in Lance, so only tables USING lance can have them"
+            )));
+        }
         if !def.columns.iter().any(|c| c.name == column) {
             return Err(TarnError::new(sqlstate::UNDEFINED_COLUMN, format!("column \"{column}\" does not exist")));
         }

@@ -9,6 +9,7 @@ pub mod alter;
 pub mod catalog;
 pub mod compact;
 mod ddl;
+pub mod heap;
 pub mod index;
 pub mod handle;
 pub mod scan;
@@ -66,6 +67,7 @@ pub struct NewTable {
     pub name: String,
     pub columns: Vec<ColumnDef>,
     pub primary_key: Vec<usize>,
+    pub kind: catalog::TableKind,
 }
 
 /// Everything durable, shared by all sessions.
@@ -99,8 +101,8 @@ impl Storage {
         let mut max_lsn = 0;
         let defs = catalog.tables().to_vec();
         for def in &defs {
-            let tdir = table_dir(&dir, def.id);
-            let mut loaded = Table::load_dataset(&tdir).await?;
+            let tdir = table_dir(&dir, def.id, def.kind);
+            let mut loaded = Table::load_dataset(&tdir, def.kind).await?;
             // Finish an ALTER TABLE the catalog committed but Lance had not
             // caught up with.
             if let Some(ds) = &loaded.dataset {
@@ -118,10 +120,22 @@ impl Storage {
             }
             let flushed_lsn = loaded.flushed_lsn;
             max_lsn = max_lsn.max(flushed_lsn);
+            let heap = loaded.heap.take();
+            let properties = loaded.properties.clone();
             let (t, dataset) = Table::open(def.clone(), tdir, Some(loaded))?;
+            let mut version = TableVersion::new(dataset, flushed_lsn);
+            if let Some(rows) = heap {
+                // A heap checkpoint of an older shape (an ALTER TABLE the
+                // server stopped in): conform it and write it back.
+                let (rows, changed) = heap::conform(rows, &t.storage_schema, def, &def.pending_renames)?;
+                if changed {
+                    t.write_heap(&rows, properties)?;
+                }
+                version.heap = Some(Arc::new(rows));
+            }
             let t = Arc::new(t);
             tables.insert((def.schema.clone(), def.name.clone()), t.clone());
-            by_id.insert(def.id, (t, TableVersion::new(dataset, flushed_lsn)));
+            by_id.insert(def.id, (t, version));
         }
         if defs.iter().any(|d| !d.pending_renames.is_empty()) {
             catalog.commit(|o| o.tables.iter_mut().for_each(|t| t.pending_renames.clear()))?;
@@ -359,10 +373,15 @@ impl Storage {
     /// Publish a new Lance version of a table that holds the same rows
     /// (compaction, schema change): its delta and deletes stay as they are.
     fn publish_dataset(&self, table_id: u64, dataset: Arc<lance::Dataset>) {
+        self.publish_table_version(table_id, |v| v.dataset = Some(dataset));
+    }
+
+    /// Publish a change to one table's current version (if it still exists).
+    fn publish_table_version(&self, table_id: u64, change: impl FnOnce(&mut TableVersion)) {
         self.publish(|state| {
             if let Some(v) = state.table(table_id) {
                 let mut v = (*v).clone();
-                v.dataset = Some(dataset);
+                change(&mut v);
                 state.tables.insert(table_id, Arc::new(v));
             }
         });
@@ -382,14 +401,11 @@ impl Storage {
             return Ok(0);
         }
         let started = Instant::now();
-        let (dataset, rows) = table.fold(&version).await?;
+        let (folded, rows) = table.fold(&version).await?;
         let last_lsn = version.last_lsn;
-        self.publish(|state| {
-            if let Some(v) = state.table(table.def.id) {
-                let mut v = (*v).clone();
-                v.folded(dataset, last_lsn);
-                state.tables.insert(table.def.id, Arc::new(v));
-            }
+        self.publish_table_version(table.def.id, |v| match folded {
+            table::Folded::Lance(dataset) => v.folded(dataset, last_lsn),
+            table::Folded::Heap(rows) => v.folded_heap(rows, last_lsn),
         });
         table.prune_recent_deletes(self.oldest_reader());
         table.log_flush(rows, last_lsn, started);
@@ -544,8 +560,11 @@ fn table_change(table_id: u64, w: &TableWrites) -> TableChange {
     TableChange { table_id, truncate: w.truncate, deletes, inserts }
 }
 
-fn table_dir(dir: &Path, id: u64) -> PathBuf {
-    dir.join("tables").join(format!("{id}.lance"))
+fn table_dir(dir: &Path, id: u64, kind: catalog::TableKind) -> PathBuf {
+    match kind {
+        catalog::TableKind::Lance => dir.join("tables").join(format!("{id}.lance")),
+        catalog::TableKind::Heap => dir.join("tables").join(format!("{id}.heap")),
+    }
 }
 
 /// One server per data directory: a second would corrupt the WAL.
@@ -572,7 +591,7 @@ fn remove_orphan_table_dirs(dir: &Path, catalog: &Catalog) {
     let Ok(entries) = fs::read_dir(dir.join("tables")) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let id = name.strip_suffix(".lance").and_then(|n| n.parse::<u64>().ok());
+        let id = name.strip_suffix(".lance").or_else(|| name.strip_suffix(".heap")).and_then(|n| n.parse::<u64>().ok());
         if let Some(id) = id {
             if !catalog.tables().iter().any(|t| t.id == id) {
                 info!(dir = %entry.path().display(), "removing files of a dropped table");

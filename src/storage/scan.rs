@@ -165,6 +165,9 @@ pub async fn plan(
         inputs.push(lance.scan(state, Some(&in_lance), filters, inner_limit).await?);
     }
     let mut memory: Vec<RecordBatch> = vec![];
+    if let Some(heap) = source.version.heap.as_ref().filter(|_| source.lance_visible()) {
+        memory.extend(heap.iter().cloned());
+    }
     if !source.own_truncate {
         memory.extend(source.version.delta.iter().map(|d| d.batch.clone()));
     }
@@ -206,6 +209,11 @@ pub async fn read_columns(version: &TableVersion, storage_schema: &SchemaRef, co
         let mut stream = scan.try_into_stream().await?;
         while let Some(batch) = stream.try_next().await? {
             out.extend(without_deleted(&batch, &version.deleted));
+        }
+    }
+    if let Some(heap) = version.heap.as_ref().filter(|_| !version.dataset_truncated) {
+        for batch in heap.iter().filter_map(|b| without_deleted(b, &version.deleted)) {
+            out.push(batch.project(&indices)?);
         }
     }
     for batch in version.live_delta() {

@@ -23,7 +23,7 @@ use lance::dataset::transaction::{Operation, TransactionBuilder, UpdateMode};
 use lance::dataset::{CommitBuilder, InsertBuilder, WriteMode, WriteParams};
 use tracing::{debug, info};
 
-use super::catalog::{Identity, TableDef};
+use super::catalog::{Identity, TableDef, TableKind};
 use super::compact::VersionPins;
 use super::scan::read_columns;
 use super::txn::TableWrites;
@@ -88,9 +88,18 @@ impl fmt::Debug for Table {
     }
 }
 
-/// What a table's Lance directory holds at startup.
+/// What a flush produced: a Lance version (None when Lance needed no
+/// change), or a heap table's checkpointed rows.
+pub enum Folded {
+    Lance(Option<Arc<Dataset>>),
+    Heap(Arc<Vec<RecordBatch>>),
+}
+
+/// What a table's directory holds at startup.
 pub struct Loaded {
     pub dataset: Option<Dataset>,
+    /// A heap table's checkpointed rows.
+    pub heap: Option<Vec<RecordBatch>>,
     pub flushed_lsn: u64,
     /// The properties of the newest flush (row-id and identity counters),
     /// and the version that carries them.
@@ -101,16 +110,24 @@ pub struct Loaded {
 impl Table {
     /// Open a table's Lance dataset, if it has been flushed to at least once,
     /// with the WAL position and row-id counter recorded with it.
-    pub async fn load_dataset(dir: &std::path::Path) -> Result<Loaded> {
+    pub async fn load_dataset(dir: &std::path::Path, kind: TableKind) -> Result<Loaded> {
+        if kind == TableKind::Heap {
+            let (heap, properties) = match super::heap::load(dir)? {
+                Some((rows, props)) => (Some(rows), props),
+                None => (None, HashMap::new()),
+            };
+            let flushed_lsn = counter(&properties, FLUSHED_LSN_PROPERTY)?.unwrap_or(0);
+            return Ok(Loaded { dataset: None, heap, flushed_lsn, properties, properties_version: 0 });
+        }
         if !has_committed_version(dir) {
             // Never flushed, or a crash interrupted the first flush before
             // Lance committed a manifest: the rows are all still in the WAL.
-            return Ok(Loaded { dataset: None, flushed_lsn: 0, properties: HashMap::new(), properties_version: 0 });
+            return Ok(Loaded { dataset: None, heap: None, flushed_lsn: 0, properties: HashMap::new(), properties_version: 0 });
         }
         let ds = Dataset::open(path_str(dir)?).await?;
         let (properties_version, properties) = read_flush_properties(&ds).await?;
         let flushed_lsn = counter(&properties, FLUSHED_LSN_PROPERTY)?.unwrap_or(0);
-        Ok(Loaded { dataset: Some(ds), flushed_lsn, properties, properties_version })
+        Ok(Loaded { dataset: Some(ds), heap: None, flushed_lsn, properties, properties_version })
     }
 
     /// A table opened from `loaded` (None: a new, empty table), and its
@@ -490,9 +507,47 @@ impl Table {
     /// Write `version`'s unflushed changes into Lance as one commit that
     /// records the newest LSN it folds. Returns the new dataset (None when
     /// Lance needs no change) and the rows appended.
-    pub async fn fold(&self, version: &TableVersion) -> Result<(Option<Arc<Dataset>>, usize)> {
+    pub async fn fold(&self, version: &TableVersion) -> Result<(Folded, usize)> {
+        if self.def.kind == TableKind::Heap {
+            return self.checkpoint_heap(version);
+        }
         let (props, written, rows) = self.write_delta(version).await?;
-        Ok((written.map(|ds| self.committed(ds, props)), rows))
+        Ok((Folded::Lance(written.map(|ds| self.committed(ds, props))), rows))
+    }
+
+    /// A heap table's flush: every live row, written as its new checkpoint.
+    fn checkpoint_heap(&self, version: &TableVersion) -> Result<(Folded, usize)> {
+        let mut rows: Vec<RecordBatch> = match version.heap.as_ref().filter(|_| !version.dataset_truncated) {
+            Some(heap) => heap.iter().filter_map(|b| super::version::without_deleted(b, &version.deleted)).collect(),
+            None => vec![],
+        };
+        let appended = version.delta_rows;
+        rows.extend(version.live_delta());
+        self.write_heap(&rows, self.flush_props(version.last_lsn))?;
+        Ok((Folded::Heap(Arc::new(rows)), appended))
+    }
+
+    /// Write a heap table's checkpoint (also after ALTER TABLE and at
+    /// startup when its shape changed).
+    pub fn write_heap(&self, rows: &[RecordBatch], props: HashMap<String, String>) -> Result<()> {
+        super::heap::write(&self.dir, &self.storage_schema, rows, props.clone())?;
+        *self.flushed.lock().unwrap() = (0, props);
+        Ok(())
+    }
+
+    /// The properties a flush records with the data: the WAL position and
+    /// the counters recovery must resume above.
+    pub fn flush_props(&self, last_lsn: u64) -> HashMap<String, String> {
+        let mut props = HashMap::from([
+            (FLUSHED_LSN_PROPERTY.to_string(), last_lsn.to_string()),
+            (NEXT_ROWID_PROPERTY.to_string(), self.next_rowid.load(Ordering::Relaxed).to_string()),
+        ]);
+        for (i, next) in self.identity_next.lock().unwrap().iter().enumerate() {
+            if self.def.columns[i].identity.is_some() {
+                props.insert(identity_property(i), next.to_string());
+            }
+        }
+        props
     }
 
     /// A new Lance version that carries `props`: track it for cleanup.
@@ -511,15 +566,7 @@ impl Table {
     async fn write_delta(&self, version: &TableVersion) -> Result<(HashMap<String, String>, Option<Dataset>, usize)> {
         let rows = version.live_delta();
         let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
-        let mut props = HashMap::from([
-            (FLUSHED_LSN_PROPERTY.to_string(), version.last_lsn.to_string()),
-            (NEXT_ROWID_PROPERTY.to_string(), self.next_rowid.load(Ordering::Relaxed).to_string()),
-        ]);
-        for (i, next) in self.identity_next.lock().unwrap().iter().enumerate() {
-            if self.def.columns[i].identity.is_some() {
-                props.insert(identity_property(i), next.to_string());
-            }
-        }
+        let props = self.flush_props(version.last_lsn);
         let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
         let Some(ds) = version.dataset.clone() else {
             if rows.is_empty() {

@@ -33,6 +33,9 @@ pub struct DeltaEntry {
 #[derive(Debug, Clone, Default)]
 pub struct TableVersion {
     pub dataset: Option<Arc<Dataset>>,
+    /// A heap table's rows as of its last checkpoint (the role `dataset`
+    /// plays for a Lance table).
+    pub heap: Option<Arc<Vec<RecordBatch>>>,
     /// A TRUNCATE not yet flushed: every row of `dataset` is gone.
     pub dataset_truncated: bool,
     pub delta: imbl::Vector<DeltaEntry>,
@@ -62,7 +65,7 @@ impl TableVersion {
             return;
         }
         if truncate {
-            self.dataset_truncated = self.dataset.is_some();
+            self.dataset_truncated = self.dataset.is_some() || self.heap.is_some();
             self.delta.clear();
             self.delta_rows = 0;
             self.deleted.clear();
@@ -115,6 +118,13 @@ impl TableVersion {
             .chain(newer_truncate)
             .min();
         self.unflushed_since = self.oldest_unflushed.map(|_| Instant::now());
+    }
+
+    /// After a heap table's flush checkpointed `rows` (everything up to
+    /// `last_lsn`).
+    pub fn folded_heap(&mut self, rows: Arc<Vec<RecordBatch>>, last_lsn: u64) {
+        self.heap = Some(rows);
+        self.folded(None, last_lsn);
     }
 
     /// Rows waiting to be flushed (inserted or deleted).

@@ -43,17 +43,29 @@ async fn ddl_survives_kill_9() {
 
 #[tokio::test]
 async fn an_alter_interrupted_before_lance_followed_is_finished_at_startup() {
+    alter_interrupted_after_catalog_commit("lance").await;
+}
+
+#[tokio::test]
+async fn an_alter_interrupted_before_the_heap_checkpoint_followed_is_finished_at_startup() {
+    alter_interrupted_after_catalog_commit("heap").await;
+}
+
+async fn alter_interrupted_after_catalog_commit(access_method: &str) {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
     let c = server.connect().await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, label text, gone text); INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y'); VACUUM t")
-        .await
-        .unwrap();
+    c.batch_execute(&format!(
+        "CREATE TABLE t (id int PRIMARY KEY, label text, gone text) USING {access_method}; INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y'); VACUUM t"
+    ))
+    .await
+    .unwrap();
     drop(c);
     server.stop();
 
     // What the catalog holds when the server stops right after an ALTER's
-    // catalog commit: label renamed, gone dropped, n added; Lance unchanged.
+    // catalog commit: label renamed, gone dropped, n added; the rows (Lance or
+    // heap checkpoint) unchanged.
     let path = dir.path().join("catalog.json");
     let mut catalog: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let table = &mut catalog["tables"][0];

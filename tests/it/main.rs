@@ -6,6 +6,7 @@ mod compaction;
 mod ddl;
 mod durability;
 mod harness;
+mod heap;
 mod slt;
 mod wire;
 mod transactions;
