@@ -252,7 +252,10 @@ pub fn column_def(col: &ast::ColumnDef, name: &str) -> Result<(ColumnDef, bool)>
                 }
                 default = Some(expr.to_string());
             }
-            ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+            ColumnOption::Generated { generated_as, generation_expr: None, sequence_options, .. } => {
+                if sequence_options.as_ref().is_some_and(|o| !o.is_empty()) {
+                    return unsupported("identity sequence options (START WITH, INCREMENT BY, …)");
+                }
                 if identity.is_some() || default.is_some() {
                     return Err(TarnError::syntax(format!(
                         "multiple identity specifications for column \"{col_name}\" of table \"{name}\""
@@ -346,6 +349,7 @@ mod tests {
         assert_eq!(ct("create table t (a text generated always as (upper(b)) stored, b text)").unwrap_err().code, sqlstate::FEATURE_NOT_SUPPORTED);
         assert_eq!(ct("create table t (a serial default 3)").unwrap_err().code, sqlstate::SYNTAX_ERROR);
         assert_eq!(ct("create table t (a text generated always as identity)").unwrap_err().code, sqlstate::INVALID_PARAMETER_VALUE);
+        assert_eq!(ct("create table t (a int generated always as identity (start with 100))").unwrap_err().code, sqlstate::FEATURE_NOT_SUPPORTED);
         assert_eq!(ct("create table t (a geometry)").unwrap_err().code, sqlstate::UNDEFINED_OBJECT);
     }
 }

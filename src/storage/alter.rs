@@ -320,8 +320,16 @@ impl Storage {
             (None, Some(rows)) => self.reshape_heap(&new_table, rows, &altered, version.last_lsn).map(|()| None),
             (None, None) => Ok(None),
         };
+        let conformed = match conformed {
+            // Record the counters of the new shape with the data.
+            Ok(ds) => match ds.as_ref().or(version.dataset.as_deref()) {
+                Some(base) => new_table.record_flush_props(base, version.last_lsn).await.map(Some),
+                None => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
         let dataset = match conformed {
-            Ok(ds) => ds.map(|ds| new_table.pins.track(ds)),
+            Ok(ds) => ds,
             Err(e) => {
                 // Committed, but Lance lags: install the new definition (the
                 // catalog is the truth) and let startup finish Lance's part.

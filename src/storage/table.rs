@@ -556,6 +556,23 @@ impl Table {
         self.pins.track(ds)
     }
 
+    /// A same-rows Lance version recording this table's flush properties.
+    /// After ALTER TABLE: Lance's schema operations carry no properties, and
+    /// the identity counters are per column position, which the ALTER may
+    /// have moved.
+    pub async fn record_flush_props(&self, ds: &Dataset, last_lsn: u64) -> Result<Arc<Dataset>> {
+        let props = self.flush_props(last_lsn);
+        let operation = Operation::UpdateConfig {
+            config_updates: None,
+            table_metadata_updates: None,
+            schema_metadata_updates: None,
+            field_metadata_updates: HashMap::new(),
+        };
+        let tx = TransactionBuilder::new(ds.version().version, operation).transaction_properties(Some(Arc::new(props.clone()))).build();
+        let new_ds = CommitBuilder::new(Arc::new(ds.clone())).execute(tx).await?;
+        Ok(self.committed(new_ds, props))
+    }
+
     /// The properties of the newest flush, for a compaction commit to repeat.
     pub fn flush_properties(&self) -> (u64, HashMap<String, String>) {
         self.flushed.lock().unwrap().clone()
