@@ -4,6 +4,7 @@
 
 mod compaction;
 mod ddl;
+mod extended_client;
 mod durability;
 mod harness;
 mod heap;

@@ -1,6 +1,8 @@
 //! Runs every `sql-tests/**/*.slt` file over the wire against a fresh Tarn
-//! server (one per file), using the `sqllogictest` crate's parser and runner
-//! with a tokio-postgres connection speaking the simple query protocol.
+//! server (one per file), using the `sqllogictest` crate's parser and runner,
+//! twice: over the simple query protocol (tokio-postgres) and over the
+//! extended protocol with text results (`extended_client`). The files expect
+//! the same output from both.
 //!
 //! Every failing record in every file is reported, not just the first.
 //! `statement error (23505)` asserts a SQLSTATE.
@@ -11,10 +13,19 @@ use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Record, Runner};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
+use crate::extended_client::ExtendedClient;
 use crate::harness::TestServer;
 
-struct Tarn {
-    client: Client,
+/// A connection speaking one of the two query protocols.
+enum Tarn {
+    Simple(Client),
+    Extended(ExtendedClient),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Simple,
+    Extended,
 }
 
 #[derive(Debug)]
@@ -49,32 +60,32 @@ impl AsyncDB for Tarn {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
-        let msgs = self.client.simple_query(sql).await?;
-        let mut rows = vec![];
-        let mut width = None;
-        let mut last_count = 0;
-        for m in msgs {
-            match m {
-                SimpleQueryMessage::RowDescription(cols) => width = Some(cols.len()),
-                SimpleQueryMessage::Row(r) => {
-                    width = Some(r.len());
-                    rows.push(
-                        (0..r.len())
-                            .map(|i| match r.get(i) {
-                                None => "NULL".to_string(),
-                                Some("") => "(empty)".to_string(),
-                                Some(v) => v.to_string(),
-                            })
-                            .collect(),
-                    );
-                }
-                SimpleQueryMessage::CommandComplete(n) => last_count = n,
-                _ => {}
+        let (width, rows, tag) = match self {
+            Tarn::Simple(client) => simple_query(client, sql).await?,
+            Tarn::Extended(client) => {
+                let result = client
+                    .query(sql)
+                    .await
+                    .map_err(|e| SltError { message: e.to_string(), code: None })?
+                    .map_err(|e| SltError { message: e.message, code: Some(e.code) })?;
+                (result.width, result.rows, result.tag)
             }
-        }
+        };
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| match v.as_deref() {
+                        None => "NULL".to_string(),
+                        Some("") => "(empty)".to_string(),
+                        Some(v) => v.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(match width {
             Some(w) => DBOutput::Rows { types: vec![DefaultColumnType::Any; w], rows },
-            None => DBOutput::StatementComplete(last_count),
+            None => DBOutput::StatementComplete(rows_affected(&tag)),
         })
     }
 
@@ -87,6 +98,30 @@ impl AsyncDB for Tarn {
     fn error_sql_state(err: &SltError) -> Option<String> {
         err.code.clone()
     }
+}
+
+/// Columns (if any), rows and the last command tag of a simple query.
+async fn simple_query(client: &Client, sql: &str) -> Result<(Option<usize>, Vec<Vec<Option<String>>>, String), SltError> {
+    let mut rows = vec![];
+    let mut width = None;
+    let mut count = 0;
+    for m in client.simple_query(sql).await? {
+        match m {
+            SimpleQueryMessage::RowDescription(cols) => width = Some(cols.len()),
+            SimpleQueryMessage::Row(r) => {
+                width = Some(r.len());
+                rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect());
+            }
+            SimpleQueryMessage::CommandComplete(n) => count = n,
+            _ => {}
+        }
+    }
+    Ok((width, rows, count.to_string()))
+}
+
+/// The row count a command tag ends with (`INSERT 0 3` → 3; `BEGIN` → 0).
+fn rows_affected(tag: &str) -> u64 {
+    tag.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -102,18 +137,25 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Run one file; returns a description of each failing record.
-async fn run_file(path: &Path) -> Vec<String> {
+async fn run_file(path: &Path, protocol: Protocol) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(dir.path());
-    let conn = server.conn_string();
+    let (conn, addr) = (server.conn_string(), server.addr);
     let mut runner = Runner::new(move || {
         let conn = conn.clone();
         async move {
-            let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            Ok::<_, SltError>(Tarn { client })
+            Ok::<_, SltError>(match protocol {
+                Protocol::Simple => {
+                    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    Tarn::Simple(client)
+                }
+                Protocol::Extended => Tarn::Extended(
+                    ExtendedClient::connect(addr, "tarn", "tarn").await.map_err(|e| SltError { message: e.to_string(), code: None })?,
+                ),
+            })
         }
     });
     let records = match sqllogictest::parse_file::<DefaultColumnType>(path) {
@@ -134,18 +176,34 @@ async fn run_file(path: &Path) -> Vec<String> {
     failures
 }
 
-#[tokio::test]
-async fn sql_tests_pass_over_the_simple_protocol() {
+async fn run_all(protocol: Protocol) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql-tests");
     let mut files = vec![];
     slt_files(&root, &mut files);
     assert!(!files.is_empty(), "no .slt files under {}", root.display());
     let mut report = vec![];
     for f in &files {
-        for failure in run_file(f).await {
+        for failure in run_file(f, protocol).await {
             report.push(failure);
         }
     }
-    eprintln!("sqllogictest: {} files, {} failing records", files.len(), report.len());
-    assert!(report.is_empty(), "{} failing records:\n\n{}", report.len(), report.join("\n\n"));
+    eprintln!("sqllogictest ({protocol:?} protocol): {} files, {} failing records", files.len(), report.len());
+    assert!(report.is_empty(), "{} failing records ({protocol:?} protocol):\n\n{}", report.len(), report.join("\n\n"));
+}
+
+#[tokio::test]
+async fn sql_tests_pass_over_the_simple_protocol() {
+    run_all(Protocol::Simple).await;
+}
+
+#[tokio::test]
+async fn sql_tests_pass_over_the_extended_protocol() {
+    run_all(Protocol::Extended).await;
+}
+
+#[test]
+fn row_counts_come_from_the_tag() {
+    assert_eq!(rows_affected("INSERT 0 3"), 3);
+    assert_eq!(rows_affected("UPDATE 12"), 12);
+    assert_eq!(rows_affected("BEGIN"), 0);
 }
