@@ -44,6 +44,8 @@ pub mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     pub const IO_ERROR: &str = "58030";
     pub const DISK_FULL: &str = "53100";
+    pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const INTERNAL_ERROR: &str = "XX000";
 }
 
@@ -54,17 +56,24 @@ pub struct TarnError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Where it happened (ErrorResponse's CONTEXT), e.g. `COPY t, line 3`.
+    pub context: Option<String>,
 }
 
 pub type Result<T, E = TarnError> = std::result::Result<T, E>;
 
 impl TarnError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), detail: None, hint: None }
+        Self { code, message: message.into(), detail: None, hint: None, context: None }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
         self
     }
 

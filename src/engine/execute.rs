@@ -27,6 +27,11 @@ pub enum Output {
     /// A command tag (`CREATE TABLE`, `INSERT 0 2`), and a setting to report
     /// to the client in ParameterStatus if the command changed one.
     Command { tag: String, parameter_status: Option<(String, String)> },
+    /// `COPY … FROM STDIN` waits for `columns`-wide data; the session holds
+    /// the copy until the data ends.
+    CopyIn { columns: usize },
+    /// `COPY … TO STDOUT`: one text/CSV line per row.
+    CopyOut { columns: usize, rows: futures::stream::BoxStream<'static, Result<Vec<u8>>> },
 }
 
 impl Output {
@@ -128,6 +133,7 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             Ok(Output::Command { tag: "SET".into(), parameter_status })
         }
         Command::Show { name } => show(session, &name),
+        Command::Copy(copy) => super::copy::run(session, *copy).await,
         Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
     }
 }

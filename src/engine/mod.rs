@@ -4,6 +4,7 @@
 //! runtime and memory pool, the catalog provider); each session gets its own
 //! `SessionContext` over them, so per-session settings never leak.
 
+pub mod copy;
 pub mod dml;
 pub mod execute;
 pub mod functions;

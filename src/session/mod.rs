@@ -14,7 +14,8 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::engine::Engine;
 use crate::engine::execute::{self, Output};
-use crate::error::Result;
+use crate::engine::copy::CopyIn;
+use crate::error::{Result, TarnError, sqlstate};
 use crate::sql::{self, Command};
 use crate::storage::txn::{TxnHandle, TxnState, TxnStatus};
 use crate::types::encode::EncodeOptions;
@@ -25,13 +26,23 @@ pub struct Session {
     ctx: SessionContext,
     settings: Mutex<Settings>,
     txn: TxnHandle,
+    /// A `COPY … FROM STDIN` waiting for its data.
+    copy_in: Mutex<Option<CopyState>>,
+}
+
+/// A COPY FROM STDIN between its statement and the end of its data.
+enum CopyState {
+    Receiving(Box<CopyIn>),
+    /// A row failed: the rest of the data is ignored and the error is
+    /// reported when it ends (CopyDone or CopyFail).
+    Failed(TarnError),
 }
 
 impl Session {
     pub fn new(engine: Arc<Engine>, user: &str, database: &str, application_name: &str) -> Session {
         let txn = Arc::new(Mutex::new(TxnState::new(engine.storage.snapshot())));
         let ctx = engine.session_context(txn.clone());
-        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn }
+        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn, copy_in: Mutex::new(None) }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -83,7 +94,60 @@ impl Session {
         }
         self.begin_statement()?;
         let result = execute::run(self, cmd, params).await;
+        if matches!(result, Ok(Output::CopyIn { .. })) {
+            // The statement ends with its data: see `copy_done`.
+            return result;
+        }
         self.end_statement(result).await
+    }
+
+    /// `COPY … FROM STDIN` is waiting for data.
+    pub fn begin_copy_in(&self, copy: CopyIn) {
+        *self.copy_in.lock().unwrap() = Some(CopyState::Receiving(Box::new(copy)));
+    }
+
+    pub fn copy_in_progress(&self) -> bool {
+        self.copy_in.lock().unwrap().is_some()
+    }
+
+    /// One CopyData message.
+    pub async fn copy_data(&self, data: &[u8]) {
+        let Some(CopyState::Receiving(mut copy)) = self.copy_in.lock().unwrap().take() else {
+            return;
+        };
+        let state = match copy.push(self, data).await {
+            Ok(()) => CopyState::Receiving(copy),
+            Err(e) => CopyState::Failed(e),
+        };
+        *self.copy_in.lock().unwrap() = Some(state);
+    }
+
+    /// CopyDone: the statement ends — committed when autocommit, part of
+    /// the block otherwise — with tag `COPY n`.
+    pub async fn copy_done(&self) -> Result<Output> {
+        let result = match self.copy_in.lock().unwrap().take() {
+            Some(CopyState::Receiving(copy)) => Ok(copy),
+            Some(CopyState::Failed(e)) => Err(e),
+            None => return Err(TarnError::new(sqlstate::PROTOCOL_VIOLATION, "CopyDone without COPY in progress")),
+        };
+        let result = match result {
+            Ok(mut copy) => copy.finish(self).await.map(|n| Output::tag(format!("COPY {n}"))),
+            Err(e) => Err(e),
+        };
+        self.end_statement(result).await
+    }
+
+    /// CopyFail from the client: nothing of this COPY is kept.
+    pub async fn copy_fail(&self, message: &str) -> TarnError {
+        let failed = self.copy_in.lock().unwrap().take();
+        let e = match failed {
+            Some(CopyState::Failed(e)) => e,
+            _ => TarnError::new(sqlstate::QUERY_CANCELED, format!("COPY from stdin failed: {message}")),
+        };
+        match self.end_statement(Err(e)).await {
+            Err(e) => e,
+            Ok(_) => TarnError::internal("a failed COPY ended without an error"),
+        }
     }
 
     /// Plan a query/DML statement without running it (Describe).

@@ -3,6 +3,7 @@
 //! re-serialised and re-parsed.
 
 pub mod alter;
+pub mod copy;
 pub mod ddl;
 pub mod naming;
 
@@ -36,6 +37,8 @@ pub enum Command {
     /// `SET name = value` / `SET TIME ZONE …` / `RESET name`.
     Set { name: String, value: Option<String> },
     Show { name: String },
+    /// `COPY … FROM STDIN` / `COPY … TO STDOUT`.
+    Copy(Box<copy::Copy>),
     /// UPDATE / DELETE: run by `engine::dml` as a row selection over the
     /// target table.
     Update(Box<Statement>),
@@ -174,6 +177,12 @@ pub fn classify(stmt: Statement) -> Result<Command> {
         Statement::Truncate(t) => {
             let names = t.table_names.iter().map(|t| qualified_name(&t.name)).collect::<Result<Vec<_>>>()?;
             Command::Truncate { names }
+        }
+        Statement::Copy { source, to, target, options, legacy_options, values } => {
+            if !values.is_empty() {
+                return Err(TarnError::syntax("COPY data must follow as CopyData messages, not inline in the query"));
+            }
+            Command::Copy(Box::new(copy::copy(source, to, target, &options, &legacy_options)?))
         }
         Statement::Vacuum(v) => Command::Vacuum { table: v.table_name.as_ref().map(qualified_name).transpose()? },
         other => {

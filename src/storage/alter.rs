@@ -235,7 +235,7 @@ async fn add_column(ds: &mut Dataset, column: &ColumnDef) -> Result<()> {
 }
 
 /// A function giving `n` values of a DEFAULT expression.
-pub(super) fn default_evaluator(sql: &str, ty: &PgType) -> Result<impl Fn(usize) -> Result<ArrayRef> + Send + Sync + 'static> {
+pub fn default_evaluator(sql: &str, ty: &PgType) -> Result<impl Fn(usize) -> Result<ArrayRef> + Send + Sync + 'static> {
     let expr = crate::engine::plan_default(sql, ty)?;
     let physical = datafusion::physical_expr::create_physical_expr(
         &expr,

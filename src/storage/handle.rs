@@ -22,7 +22,7 @@ use futures::TryStreamExt;
 use super::Storage;
 use super::scan::{self, ScanSource};
 use super::table::Table;
-use super::txn::{TableWrites, TxnHandle, TxnStatus};
+use super::txn::{TableWrites, TxnHandle};
 use super::version::TableVersion;
 use crate::error::{TarnError, to_df};
 
@@ -162,14 +162,6 @@ impl DataSink for InsertSink {
             }
         }
         let count: usize = rows.iter().map(|b| b.num_rows()).sum();
-        let in_block = self.txn.lock().unwrap().status != TxnStatus::Idle;
-        // Inside a block the key check happens now, as in PostgreSQL, and
-        // again at COMMIT; autocommit checks once, at its commit.
-        let own_keys = if in_block {
-            self.storage.check_new_keys_now(&self.table, &self.txn, &rows).await.map_err(to_df)?
-        } else {
-            None
-        };
         {
             let mut txn = self.txn.lock().unwrap();
             if let Some(capture) = txn.statement.capture.as_mut() {
@@ -179,12 +171,8 @@ impl DataSink for InsertSink {
                     capture.push(RecordBatch::try_new(self.table.schema.clone(), projected.columns().to_vec())?);
                 }
             }
-            let writes = txn.table_writes(self.table.def.id);
-            writes.inserts.extend(rows);
-            if own_keys.is_some() {
-                writes.own_keys = own_keys;
-            }
         }
+        self.storage.stage_inserts(&self.table, &self.txn, rows).await.map_err(to_df)?;
         Ok(count as u64)
     }
 }

@@ -274,6 +274,22 @@ impl Storage {
         table.check_new_keys(writes, rows).map(Some)
     }
 
+    /// Add rows (storage schema, from [`Table::prepare_insert`]) to the
+    /// transaction's writes. Inside a block their keys are checked now, as
+    /// in PostgreSQL (and again at COMMIT); autocommit checks once, at its
+    /// commit.
+    pub async fn stage_inserts(&self, table: &Table, txn: &TxnHandle, rows: Vec<arrow::array::RecordBatch>) -> Result<()> {
+        let in_block = txn.lock().unwrap().status != TxnStatus::Idle;
+        let own_keys = if in_block { self.check_new_keys_now(table, txn, &rows).await? } else { None };
+        let mut t = txn.lock().unwrap();
+        let writes = t.table_writes(table.def.id);
+        writes.inserts.extend(rows);
+        if own_keys.is_some() {
+            writes.own_keys = own_keys;
+        }
+        Ok(())
+    }
+
     /// Split `rows` into those whose primary key is free and those whose key
     /// exists for the transaction (`ON CONFLICT`). With `unique_proposals`
     /// (DO UPDATE) a key proposed twice is an error (21000).

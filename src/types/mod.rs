@@ -9,6 +9,7 @@
 //! Submodules are pure codecs over bytes: `encode` turns Arrow columns into
 //! wire cells, `decode` turns wire parameters into DataFusion scalars.
 
+pub mod copy;
 pub mod decode;
 pub mod encode;
 pub mod float;

@@ -8,6 +8,7 @@ pub fn error_info(e: TarnError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".to_string(), e.code.to_string(), e.message);
     info.detail = e.detail;
     info.hint = e.hint;
+    info.where_context = e.context;
     info
 }
 

@@ -4,6 +4,7 @@
 //! encoding results as DataRows, mapping errors to ErrorResponse. Statements
 //! are run by the connection's [`crate::session::Session`].
 
+pub mod copy;
 pub mod error;
 pub mod query;
 pub mod rows;
@@ -47,6 +48,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.query.clone()
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {

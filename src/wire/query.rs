@@ -32,6 +32,7 @@ use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQu
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 
+use super::copy;
 use super::error::{error_info, to_pgwire};
 use super::rows::{describe_columns, result_formats, row_stream};
 use crate::engine::Engine;
@@ -54,9 +55,13 @@ impl QueryHandler {
     pub fn new(engine: Arc<Engine>) -> Self {
         QueryHandler { parser: Arc::new(StatementParser { engine: engine.clone() }), engine }
     }
+
+    pub(super) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
 }
 
-fn session_of<C: ClientInfo + ?Sized>(engine: &Arc<Engine>, client: &C) -> Arc<Session> {
+pub(super) fn session_of<C: ClientInfo + ?Sized>(engine: &Arc<Engine>, client: &C) -> Arc<Session> {
     client.session_extensions().get_or_insert_with(|| {
         let md = client.metadata();
         let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
@@ -67,6 +72,8 @@ fn session_of<C: ClientInfo + ?Sized>(engine: &Arc<Engine>, client: &C) -> Arc<S
 /// What one statement sent, for the caller's bookkeeping.
 enum Sent {
     Done,
+    /// `COPY … FROM STDIN` started: the data comes next.
+    CopyIn,
     /// The statement failed; the error is already on its way to the client.
     Failed,
 }
@@ -104,6 +111,13 @@ impl QueryHandler {
                 }
                 Ok(Sent::Done)
             }
+            Ok(Output::CopyIn { columns }) => {
+                pgwire::api::copy::send_copy_in_response(client, copy::copy_in_response(columns)).await?;
+                Ok(Sent::CopyIn)
+            }
+            Ok(Output::CopyOut { columns, rows }) => {
+                Ok(if copy::send_copy_out(client, columns, rows).await? { Sent::Done } else { Sent::Failed })
+            }
             Err(e) => {
                 client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
                 Ok(Sent::Failed)
@@ -126,6 +140,11 @@ impl QueryHandler {
         };
         if statements.is_empty() {
             client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+            return Ok(());
+        }
+        if statements.len() > 1 && statements.iter().any(|s| matches!(s, Statement::Copy { to: false, .. })) {
+            let e = TarnError::not_supported("COPY … FROM STDIN must be sent as a query of its own");
+            client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
             return Ok(());
         }
         let session = session_of(&self.engine, client);
@@ -152,8 +171,13 @@ impl QueryHandler {
                     Sent::Failed
                 }
             };
-            if matches!(sent, Sent::Failed) {
-                break;
+            match sent {
+                Sent::Failed => break,
+                Sent::CopyIn => {
+                    copy::enter_copy_in(client);
+                    break;
+                }
+                Sent::Done => {}
             }
         }
         Ok(())
@@ -174,6 +198,11 @@ impl SimpleQueryHandler for QueryHandler {
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
         let result = self.run_simple_query(client, &query.query).await;
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) && result.is_ok() {
+            // ReadyForQuery follows the COPY's data (pgwire sends it).
+            client.flush().await?;
+            return Ok(());
+        }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         result?;
         let status = wire_status(&session_of(&self.engine, client));
@@ -194,7 +223,7 @@ impl SimpleQueryHandler for QueryHandler {
 }
 
 /// The transaction status ReadyForQuery reports ('I', 'T' or 'E').
-fn wire_status(session: &Session) -> TransactionStatus {
+pub(super) fn wire_status(session: &Session) -> TransactionStatus {
     match session.transaction_status() {
         TxnStatus::Idle => TransactionStatus::Idle,
         TxnStatus::InBlock => TransactionStatus::Transaction,
@@ -346,6 +375,8 @@ impl ExtendedQueryHandler for QueryHandler {
                 }
                 Ok(Response::Execution(Tag::new(&tag)))
             }
+            Output::CopyIn { columns } => Ok(Response::CopyIn(copy::copy_in_response(columns))),
+            Output::CopyOut { columns, rows } => Ok(Response::CopyOut(copy::copy_out_response(columns, rows))),
         }
     }
 }

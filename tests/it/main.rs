@@ -3,6 +3,7 @@
 //! All in one test binary so DataFusion and Lance are linked once.
 
 mod compaction;
+mod copy;
 mod ddl;
 mod extended_client;
 mod durability;

@@ -1,0 +1,330 @@
+//! Running `COPY`.
+//!
+//! `COPY t FROM STDIN`: [`CopyIn`] takes the data as it arrives, reads rows
+//! with `types::copy::RowReader`, gathers each column's text for a batch of
+//! rows, converts the batch to the table's types with Arrow's vectorised
+//! casts (a value that does not convert is reported with PostgreSQL's
+//! message, its line and column), fills omitted columns with their DEFAULT
+//! or identity, and stages the rows in the statement's transaction. So a
+//! COPY is one atomic write: the rows commit together when the data ends
+//! (autocommit) or with the block, and nothing is kept if any row fails.
+//!
+//! `COPY … TO STDOUT`: the table or query runs like a SELECT; each row
+//! becomes one text or CSV line.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::execute::{self, Output};
+use crate::error::{Result, TarnError, sqlstate};
+use crate::session::Session;
+use crate::sql::Command;
+use crate::sql::copy::{Copy, CopyToSource};
+use crate::storage::table::Table;
+use crate::types::PgType;
+use crate::types::copy::{CopyFormat, CopyOptions, Fields, RowReader, write_csv_field, write_text_field};
+use crate::types::decode::decode_text;
+use crate::types::encode::{Format, encode_column};
+
+/// Rows converted and staged at a time.
+const BATCH_ROWS: usize = 8192;
+
+type DefaultFn = Box<dyn Fn(usize) -> Result<ArrayRef> + Send + Sync>;
+
+/// A `COPY … FROM STDIN` in progress.
+pub struct CopyIn {
+    table: Arc<Table>,
+    /// Per table column: its position among the COPY's fields, or None
+    /// (filled by its DEFAULT, identity or NULL).
+    field_of: Vec<Option<usize>>,
+    /// Per table column not copied: its DEFAULT.
+    defaults: Vec<Option<DefaultFn>>,
+    field_names: Vec<String>,
+    reader: RowReader,
+    fields: Fields,
+    /// The text of each COPY field for the rows gathered so far.
+    text: Vec<StringBuilder>,
+    /// The line each gathered row started on.
+    lines: Vec<u64>,
+    rows: u64,
+}
+
+/// Start `COPY … FROM STDIN`; the session keeps the returned state until the
+/// data ends.
+pub fn start_copy_in(session: &Session, schema: &str, table_name: &str, columns: &[String], options: CopyOptions) -> Result<CopyIn> {
+    let storage = &session.engine().storage;
+    let table = storage.table(schema, table_name).ok_or_else(|| TarnError::undefined_table(table_name))?;
+    let def = &table.def;
+    let field_names: Vec<String> = if columns.is_empty() { def.columns.iter().map(|c| c.name.clone()).collect() } else { columns.to_vec() };
+    let mut field_of = vec![None; def.columns.len()];
+    for (f, name) in field_names.iter().enumerate() {
+        let Some(i) = def.columns.iter().position(|c| &c.name == name) else {
+            return Err(TarnError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{name}\" of relation \"{table_name}\" does not exist"),
+            ));
+        };
+        if field_of[i].is_some() {
+            return Err(TarnError::new(sqlstate::DUPLICATE_COLUMN, format!("column \"{name}\" specified more than once")));
+        }
+        field_of[i] = Some(f);
+    }
+    let defaults = def
+        .columns
+        .iter()
+        .zip(&field_of)
+        .map(|(c, f)| match (&c.default, f) {
+            (Some(sql), None) => {
+                let evaluate = crate::storage::alter::default_evaluator(sql, &c.pg_type())?;
+                Ok(Some(Box::new(evaluate) as DefaultFn))
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let text = field_names.iter().map(|_| StringBuilder::new()).collect();
+    Ok(CopyIn {
+        table,
+        field_of,
+        defaults,
+        field_names,
+        reader: RowReader::new(options),
+        fields: Fields::default(),
+        text,
+        lines: Vec::with_capacity(BATCH_ROWS),
+        rows: 0,
+    })
+}
+
+impl CopyIn {
+    /// The number of fields each row must have.
+    pub fn width(&self) -> usize {
+        self.field_names.len()
+    }
+
+    /// Take one CopyData payload; full batches are staged in the session's
+    /// transaction.
+    pub async fn push(&mut self, session: &Session, data: &[u8]) -> Result<()> {
+        self.reader.push(data);
+        self.read_rows(session, false).await
+    }
+
+    /// The data ended (CopyDone): stage the rest. Returns the rows copied.
+    pub async fn finish(&mut self, session: &Session) -> Result<u64> {
+        self.read_rows(session, true).await?;
+        self.stage(session).await?;
+        Ok(self.rows)
+    }
+
+    async fn read_rows(&mut self, session: &Session, at_end: bool) -> Result<()> {
+        loop {
+            let more = self.reader.next_row(&mut self.fields, at_end).map_err(|e| self.in_context(e))?;
+            if !more {
+                return Ok(());
+            }
+            self.gather_row()?;
+            if self.lines.len() >= BATCH_ROWS {
+                self.stage(session).await?;
+            }
+        }
+    }
+
+    /// Append the current row's fields to the column text builders.
+    fn gather_row(&mut self) -> Result<()> {
+        let width = self.width();
+        if self.fields.len() != width {
+            let message = if self.fields.len() > width {
+                "extra data after last expected column".to_string()
+            } else {
+                format!("missing data for column \"{}\"", self.field_names[self.fields.len()])
+            };
+            return Err(self.in_context(TarnError::new(sqlstate::BAD_COPY_FILE_FORMAT, message)));
+        }
+        for (i, builder) in self.text.iter_mut().enumerate() {
+            builder.append_option(self.fields.get(i));
+        }
+        self.lines.push(self.reader.line());
+        Ok(())
+    }
+
+    /// Convert the gathered rows to the table's types and add them to the
+    /// transaction.
+    async fn stage(&mut self, session: &Session) -> Result<()> {
+        let n = self.lines.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let text: Vec<StringArray> = self.text.iter_mut().map(|b| b.finish()).collect();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.field_of.len());
+        for (i, column) in self.table.def.columns.iter().enumerate() {
+            let ty = column.pg_type();
+            columns.push(match (self.field_of[i], &self.defaults[i]) {
+                (Some(f), _) => self.convert(&text[f], &ty, f)?,
+                (None, Some(default)) => default(n)?,
+                (None, None) => new_null_array(&ty.arrow_type(), n),
+            });
+        }
+        let batch = RecordBatch::try_new(self.table.schema.clone(), columns)?;
+        let first_line = self.lines[0];
+        self.lines.clear();
+        let rows = self
+            .table
+            .prepare_insert(vec![batch], true)
+            .map_err(|e| e.with_context(format!("COPY {}, somewhere from line {first_line}", self.table.def.name)))?;
+        let storage = &session.engine().storage;
+        storage.stage_inserts(&self.table, session.txn(), rows).await?;
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// One COPY field's text as the column's type. Text stays text; other
+    /// types go through one Arrow cast, and a value it cannot convert is
+    /// parsed alone for PostgreSQL's error.
+    fn convert(&self, text: &StringArray, ty: &PgType, field: usize) -> Result<ArrayRef> {
+        match ty {
+            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => return Ok(Arc::new(text.clone())),
+            PgType::Bytea => {
+                let values = text
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| match v {
+                        None => Ok(None),
+                        Some(v) => match decode_text(v, ty).map_err(|e| self.at(e, row, field, v))? {
+                            datafusion::scalar::ScalarValue::Binary(b) => Ok(b),
+                            _ => Err(TarnError::internal("bytea decoded to a non-binary value")),
+                        },
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(Arc::new(arrow::array::BinaryArray::from_iter(values)));
+            }
+            _ => {}
+        }
+        let converted = cast_with_options(text, &ty.arrow_type(), &CastOptions { safe: true, ..Default::default() })?;
+        if converted.null_count() != text.null_count() {
+            for row in 0..text.len() {
+                if text.is_valid(row) && converted.is_null(row) {
+                    let value = text.value(row);
+                    let e = match decode_text(value, ty) {
+                        Err(e) => e,
+                        Ok(_) => TarnError::new(
+                            sqlstate::INVALID_TEXT_REPRESENTATION,
+                            format!("invalid input syntax for type {}: \"{value}\"", ty.name()),
+                        ),
+                    };
+                    return Err(self.at(e, row, field, value));
+                }
+            }
+        }
+        Ok(converted)
+    }
+
+    /// `e` as raised by row `row` (of the batch) in COPY field `field`.
+    fn at(&self, e: TarnError, row: usize, field: usize, value: &str) -> TarnError {
+        let line = self.lines.get(row).copied().unwrap_or_else(|| self.reader.line());
+        e.with_context(format!("COPY {}, line {line}, column {}: \"{value}\"", self.table.def.name, self.field_names[field]))
+    }
+
+    /// `e` as raised while reading the current line.
+    fn in_context(&self, e: TarnError) -> TarnError {
+        e.with_context(format!("COPY {}, line {}", self.table.def.name, self.reader.line().max(1)))
+    }
+}
+
+/// Run `COPY`: FROM leaves a [`CopyIn`] with the session and asks for data;
+/// TO streams the rows.
+pub async fn run(session: &Session, copy: Copy) -> Result<Output> {
+    match copy {
+        Copy::From { schema, table, columns, options } => {
+            let copy_in = start_copy_in(session, &schema, &table, &columns, options)?;
+            let columns = copy_in.width();
+            session.begin_copy_in(copy_in);
+            Ok(Output::CopyIn { columns })
+        }
+        Copy::To { source, options } => copy_out(session, source, options).await,
+    }
+}
+
+async fn copy_out(session: &Session, source: CopyToSource, options: CopyOptions) -> Result<Output> {
+    let query = match source {
+        CopyToSource::Query(q) => *q,
+        CopyToSource::Table { schema, table, columns } => {
+            if session.engine().storage.table(&schema, &table).is_none() {
+                return Err(TarnError::undefined_table(&table));
+            }
+            let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+            let list = if columns.is_empty() { "*".to_string() } else { columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ") };
+            let sql = format!("SELECT {list} FROM {}.{}", quote(&schema), quote(&table));
+            match crate::sql::parse(&sql)?.remove(0) {
+                Statement::Query(q) => *q,
+                _ => return Err(TarnError::internal("COPY TO built a non-query")),
+            }
+        }
+    };
+    // Boxed: `execute::run` is what called us.
+    let select = Box::pin(execute::run(session, Command::Plan(Box::new(Statement::Query(Box::new(query)))), None));
+    let Output::Rows { schema, stream, .. } = select.await?
+    else {
+        return Err(TarnError::internal("COPY TO's query returned no rows"));
+    };
+    let types: Vec<PgType> = schema.fields().iter().map(|f| PgType::from_field(f)).collect();
+    let encode = session.encode_options();
+    let columns = types.len();
+    let header = options.header.then(|| {
+        let mut line = vec![];
+        let names: Vec<&[u8]> = schema.fields().iter().map(|f| f.name().as_bytes()).collect();
+        write_line(&mut line, names.iter().map(|n| Some(*n)), &options);
+        line
+    });
+    let lines = stream.flat_map(move |batch| {
+        let lines: Vec<Result<Vec<u8>>> = match batch.map_err(TarnError::from).and_then(|b| encode_lines(&b, &types, &encode, &options)) {
+            Ok(lines) => lines.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(lines)
+    });
+    let rows: BoxStream<'static, Result<Vec<u8>>> = match header {
+        Some(h) => Box::pin(futures::stream::iter([Ok(h)]).chain(lines)),
+        None => Box::pin(lines),
+    };
+    Ok(Output::CopyOut { columns, rows })
+}
+
+/// One line per row of `batch`.
+fn encode_lines(batch: &RecordBatch, types: &[PgType], encode: &crate::types::encode::EncodeOptions, options: &CopyOptions) -> Result<Vec<Vec<u8>>> {
+    let encoded = batch
+        .columns()
+        .iter()
+        .zip(types)
+        .map(|(a, ty)| encode_column(a, ty, Format::Text, encode))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let mut line = Vec::with_capacity(64);
+            // Cells are framed as on the wire: a 4-byte length, -1 for NULL.
+            let cells = encoded.iter().map(|c| {
+                let cell = c.cell(row);
+                if cell[..4] == (-1i32).to_be_bytes() { None } else { Some(&cell[4..]) }
+            });
+            write_line(&mut line, cells, options);
+            line
+        })
+        .collect())
+}
+
+fn write_line<'a>(line: &mut Vec<u8>, cells: impl Iterator<Item = Option<&'a [u8]>>, options: &CopyOptions) {
+    for (i, cell) in cells.enumerate() {
+        if i > 0 {
+            line.push(options.delimiter);
+        }
+        match (cell, options.format) {
+            (None, _) => line.extend_from_slice(options.null.as_bytes()),
+            (Some(v), CopyFormat::Csv) => write_csv_field(line, v, options),
+            (Some(v), _) => write_text_field(line, v, options.delimiter),
+        }
+    }
+    line.push(b'\n');
+}
