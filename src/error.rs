@@ -115,7 +115,11 @@ impl std::error::Error for TarnError {}
 
 impl From<lance::Error> for TarnError {
     fn from(err: lance::Error) -> Self {
-        TarnError::new(sqlstate::IO_ERROR, format!("storage error: {err}"))
+        // Lance wraps I/O errors in its own (object_store's) types; a full
+        // disk still reads as ENOSPC's text.
+        let message = format!("storage error: {err}");
+        let code = if message.contains("No space left on device") { sqlstate::DISK_FULL } else { sqlstate::IO_ERROR };
+        TarnError::new(code, message)
     }
 }
 

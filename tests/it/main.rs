@@ -5,6 +5,7 @@
 mod compaction;
 mod copy;
 mod ddl;
+mod disk_full;
 mod extended_client;
 mod durability;
 mod harness;
