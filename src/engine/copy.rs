@@ -186,20 +186,11 @@ impl CopyIn {
     /// parsed alone for PostgreSQL's error.
     fn convert(&self, text: &StringArray, ty: &PgType, field: usize) -> Result<ArrayRef> {
         match ty {
-            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => return Ok(Arc::new(text.clone())),
-            PgType::Bytea => {
-                let values = text
-                    .iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        None => Ok(None),
-                        Some(v) => match decode_text(v, ty).map_err(|e| self.at(e, row, field, v))? {
-                            datafusion::scalar::ScalarValue::Binary(b) => Ok(b),
-                            _ => Err(TarnError::internal("bytea decoded to a non-binary value")),
-                        },
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                return Ok(Arc::new(arrow::array::BinaryArray::from_iter(values)));
+            // Checked (uuid, json) or normalised (jsonb) with the row constraints.
+            ty if ty.is_text_backed() => return Ok(Arc::new(text.clone())),
+            ty if crate::types::decode::parsed_from_text_by_tarn(ty) => {
+                // No Arrow cast parses these as PostgreSQL does: value by value.
+                return crate::types::decode::text_column(text, ty).map_err(|(row, e)| self.at(e, row, field, text.value(row)));
             }
             _ => {}
         }

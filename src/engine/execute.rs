@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, UInt64Type};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
@@ -135,6 +135,19 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         Command::Show { name } => show(session, &name),
         Command::Copy(copy) => super::copy::run(session, *copy).await,
         Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
+        Command::DeclareCursor { name, hold, query } => {
+            let rows = Box::pin(run(session, Command::Plan(query), params)).await?;
+            session.declare_cursor(name, hold, rows).await
+        }
+        Command::Fetch { name, count } => session.fetch(&name, count).await,
+        Command::CloseCursor(name) => session.close_cursor(name.as_deref()),
+        Command::Prepare { name, types, stmt } => session.prepare(name, types, *stmt),
+        Command::Execute { name, args } => {
+            let (stmt, values) = session.bind_prepared(&name, &args).await?;
+            Box::pin(run(session, crate::sql::classify(stmt)?, Some(values))).await
+        }
+        Command::Deallocate(name) => session.deallocate(name.as_deref()),
+        Command::DiscardAll => session.discard_all(),
     }
 }
 
@@ -394,7 +407,7 @@ pub(crate) fn postgres_column_names(stmt: &Statement, schema: &Schema) -> Schema
 
 /// The (name, type) of each result column a statement will produce, without
 /// running it; empty for statements that return no rows.
-pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option<DataType>>, SchemaRef)> {
+pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option<FieldRef>>, SchemaRef)> {
     let cmd = crate::sql::classify(stmt.clone())?;
     if let Command::Update(stmt) | Command::Delete(stmt) = &cmd {
         let sel = super::dml::selection(session, stmt)?;
@@ -449,14 +462,22 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
             Ok((out, schema))
         }
         Command::Show { name } => Ok((vec![], show_schema(&name))),
+        Command::Fetch { name, .. } => Ok((vec![], session.cursors.schema(&name)?)),
+        Command::Execute { name, .. } => {
+            // The columns are the prepared statement's; EXECUTE's own arguments are literals.
+            let inner = session.prepared_statement(&name)?;
+            Ok((vec![], Box::pin(describe(session, &inner)).await?.1))
+        }
         _ => Ok((vec![], Arc::new(Schema::empty()))),
     }
 }
 
-/// The type of each `$n` in a plan, by position (None where unknown).
-fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
-    let mut params: Vec<(usize, Option<DataType>)> = plan
-        .get_parameter_types()?
+/// The type of each `$n` in a plan, by position (None where unknown), as a
+/// field: one compared with or stored into a column carries the column's
+/// `tarn.pg_type` tag (a uuid parameter is a tagged Utf8).
+fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
+    let mut params: Vec<(usize, Option<FieldRef>)> = plan
+        .get_parameter_fields()?
         .into_iter()
         .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
         .collect();

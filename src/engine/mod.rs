@@ -10,6 +10,7 @@ pub mod execute;
 pub mod functions;
 pub mod ids;
 pub mod returning;
+pub mod text_casts;
 pub mod views;
 
 use std::fmt;
@@ -67,7 +68,14 @@ fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // Follows the session's TimeZone (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", "+00:00");
-        let ctx = SessionContext::new_with_config_rt(config, runtime.clone());
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime.clone())
+            .with_default_features()
+            .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
+            .with_analyzer_rules(text_casts::analyzer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage, txn, runtime }));
         functions::register(&ctx);
         ctx
@@ -157,7 +165,13 @@ fn defaults_context() -> &'static SessionContext {
     static CTX: std::sync::OnceLock<SessionContext> = std::sync::OnceLock::new();
     CTX.get_or_init(|| {
         let config = SessionConfig::new().set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
-        let ctx = SessionContext::new_with_config(config);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
+            .with_analyzer_rules(text_casts::analyzer_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
         ctx
     })

@@ -2,6 +2,8 @@
 //! context and its settings (GUCs), and runs statements through
 //! sql → engine, returning rows or a command tag.
 
+pub mod cursor;
+mod prepared;
 pub mod settings;
 mod transaction;
 
@@ -28,6 +30,10 @@ pub struct Session {
     txn: TxnHandle,
     /// A `COPY … FROM STDIN` waiting for its data.
     copy_in: Mutex<Option<CopyState>>,
+    /// Open SQL cursors (DECLARE … CURSOR).
+    pub cursors: cursor::Cursors,
+    /// SQL prepared statements (PREPARE).
+    prepared: prepared::PreparedStatements,
 }
 
 /// A COPY FROM STDIN between its statement and the end of its data.
@@ -42,7 +48,7 @@ impl Session {
     pub fn new(engine: Arc<Engine>, user: &str, database: &str, application_name: &str) -> Session {
         let txn = Arc::new(Mutex::new(TxnState::new(engine.storage.snapshot())));
         let ctx = engine.session_context(txn.clone());
-        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn, copy_in: Mutex::new(None) }
+        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn, copy_in: Mutex::new(None), cursors: Default::default(), prepared: Default::default() }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

@@ -49,6 +49,8 @@ const READ_ONLY: &[&str] = &[
 pub struct Settings {
     /// Keyed by lower-case name; value keeps the client's spelling of the name.
     values: BTreeMap<String, (&'static str, String)>,
+    /// The values at connection (what RESET ALL returns to).
+    initial: BTreeMap<String, (&'static str, String)>,
     pub user: String,
     pub database: String,
 }
@@ -73,7 +75,12 @@ impl Settings {
         }
         values.insert("application_name".into(), ("application_name", application_name.to_string()));
         values.insert("session_authorization".into(), ("session_authorization", user.to_string()));
-        Settings { values, user: user.to_string(), database: database.to_string() }
+        Settings { initial: values.clone(), values, user: user.to_string(), database: database.to_string() }
+    }
+
+    /// `RESET ALL` / `DISCARD ALL`: every setting back to its value at connection.
+    pub fn reset_all(&mut self) {
+        self.values = self.initial.clone();
     }
 
     /// The value of a setting, as SHOW prints it.
@@ -119,6 +126,13 @@ impl Settings {
         }
     }
 
+    /// `statement_timeout`, if set: a statement running longer is stopped
+    /// with 57014.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms = parse_millis(&self.values["statement_timeout"].1)?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+
     /// The session TimeZone as an offset from UTC, in seconds.
     pub fn utc_offset_secs(&self) -> i32 {
         parse_fixed_zone(&self.values["timezone"].1).unwrap_or(0)
@@ -159,10 +173,7 @@ fn validate(name: &str, value: String) -> Result<String> {
             "repeatable read" | "serializable" => Ok("repeatable read".into()),
             _ => Err(invalid(name, &value)),
         },
-        "statement_timeout" => match value.trim_end_matches("ms").trim().parse::<u64>() {
-            Ok(0) => Ok(value),
-            _ => Err(TarnError::not_supported("statement_timeout is not enforced yet; only 0 is accepted")),
-        },
+        "statement_timeout" => parse_millis(&value).map(format_millis).ok_or_else(|| invalid(name, &value)),
         "DateStyle" => {
             if value.to_ascii_uppercase().contains("ISO") {
                 Ok("ISO, MDY".into())
@@ -175,6 +186,39 @@ fn validate(name: &str, value: String) -> Result<String> {
         }
         _ => Ok(value),
     }
+}
+
+/// A time setting in PostgreSQL's units (`250`, `250ms`, `5s`, `2min`,
+/// `1h`, `1d`; a bare number is milliseconds) → milliseconds.
+pub fn parse_millis(value: &str) -> Option<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "ms" => 1.0,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (number * scale).round();
+    (ms >= 0.0 && ms <= i32::MAX as f64).then_some(ms as u64)
+}
+
+/// Milliseconds as `SHOW` prints them: in the largest unit that divides
+/// them (`5s`, `1min`, `250ms`, `0`).
+pub fn format_millis(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 /// `UTC`, `GMT`, `Z`, `+05:30`, `-3`, `UTC+2` → seconds east of UTC.
@@ -220,6 +264,20 @@ mod tests {
         assert_eq!(s.get("extra_float_digits").unwrap(), "1");
         assert_eq!(s.set("nope", Some("1".into())).unwrap_err().code, sqlstate::UNDEFINED_OBJECT);
         assert_eq!(s.set("server_version", Some("1".into())).unwrap_err().code, "55P02");
+    }
+
+    #[test]
+    fn statement_timeout_takes_postgres_units() {
+        let mut s = Settings::new("u", "d", "");
+        assert_eq!(s.statement_timeout(), None);
+        for (set, shown, ms) in [("250", "250ms", 250), ("5s", "5s", 5000), ("60s", "1min", 60_000), ("1.5s", "1500ms", 1500)] {
+            s.set("statement_timeout", Some(set.into())).unwrap();
+            assert_eq!(s.get("statement_timeout").unwrap(), shown);
+            assert_eq!(s.statement_timeout(), Some(std::time::Duration::from_millis(ms)));
+        }
+        s.set("statement_timeout", Some("0".into())).unwrap();
+        assert_eq!(s.statement_timeout(), None);
+        assert_eq!(s.set("statement_timeout", Some("soon".into())).unwrap_err().code, sqlstate::INVALID_PARAMETER_VALUE);
     }
 
     #[test]

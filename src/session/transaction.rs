@@ -68,11 +68,34 @@ impl Session {
             };
         }
         let committed = match result {
-            Ok(out) => self.engine.storage.commit(&self.txn).await.map(|_| out),
+            Ok(out) => self.commit_detached().await.map(|_| out),
             Err(e) => Err(e),
         };
         self.txn.lock().unwrap().reset();
         committed
+    }
+
+    /// Commit in a task of its own: once started, a commit finishes even if
+    /// the statement is cancelled or times out, or its client goes away — a
+    /// WAL record must never be written without being applied.
+    async fn commit_detached(&self) -> Result<()> {
+        let storage = self.engine.storage.clone();
+        let txn = self.txn.clone();
+        tokio::spawn(async move { storage.commit(&txn).await })
+            .await
+            .map_err(|e| TarnError::internal(format!("commit task failed: {e}")))?
+    }
+
+    /// A statement was stopped (cancel, statement_timeout) before it
+    /// finished: inside a block the block fails; an autocommit statement's
+    /// writes are dropped (unless its commit had started, which finishes).
+    pub fn statement_interrupted(&self) {
+        let mut t = self.txn.lock().unwrap();
+        match t.status {
+            TxnStatus::InBlock => t.status = TxnStatus::Failed,
+            TxnStatus::Idle => t.reset(),
+            TxnStatus::Failed => {}
+        }
     }
 
     /// Note a statement's failure: inside a block, the block fails.
@@ -105,7 +128,7 @@ impl Session {
             }
             TxnCommand::Commit => {
                 let result = match status {
-                    TxnStatus::InBlock => self.engine.storage.commit(&self.txn).await.map(|_| tag("COMMIT")),
+                    TxnStatus::InBlock => self.commit_detached().await.map(|_| tag("COMMIT")),
                     // COMMIT of a failed block rolls it back, as PostgreSQL does.
                     TxnStatus::Failed => Ok(tag("ROLLBACK")),
                     TxnStatus::Idle => Ok(tag("COMMIT")),
@@ -173,6 +196,8 @@ impl Session {
         }
         t.reset();
         t.status = TxnStatus::Idle;
+        drop(t);
+        self.cursors.transaction_ended();
     }
 }
 

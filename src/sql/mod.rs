@@ -47,6 +47,20 @@ pub enum Command {
     /// `VACUUM [FULL] [table]`: flush, compact and clean up now.
     Vacuum { table: Option<(String, String)> },
     Transaction(TxnCommand),
+    /// `DECLARE name [BINARY] [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
+    DeclareCursor { name: String, hold: bool, query: Box<Statement> },
+    /// `FETCH [FORWARD] [n | ALL | NEXT] FROM name`.
+    Fetch { name: String, count: crate::session::cursor::FetchCount },
+    /// `CLOSE name` / `CLOSE ALL` (None).
+    CloseCursor(Option<String>),
+    /// `PREPARE name [(types)] AS statement`.
+    Prepare { name: String, types: Vec<datafusion::sql::sqlparser::ast::DataType>, stmt: Box<Statement> },
+    /// `EXECUTE name [(args)]`.
+    Execute { name: String, args: Vec<datafusion::sql::sqlparser::ast::Expr> },
+    /// `DEALLOCATE [PREPARE] name | ALL` (None).
+    Deallocate(Option<String>),
+    /// `DISCARD ALL`: the session as if newly connected.
+    DiscardAll,
 }
 
 /// Transaction control statements.
@@ -185,10 +199,52 @@ pub fn classify(stmt: Statement) -> Result<Command> {
             Command::Copy(Box::new(copy::copy(source, to, target, &options, &legacy_options)?))
         }
         Statement::Vacuum(v) => Command::Vacuum { table: v.table_name.as_ref().map(qualified_name).transpose()? },
+        Statement::Declare { mut stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
+            let d = stmts.remove(0);
+            if d.scroll == Some(true) {
+                return Err(TarnError::not_supported("SCROLL cursors are not supported yet; cursors move forward only"));
+            }
+            let [name] = <[_; 1]>::try_from(d.names).map_err(|_| TarnError::syntax("DECLARE names one cursor"))?;
+            let query = d.for_query.expect("checked above");
+            Command::DeclareCursor { name: normalize_ident(&name), hold: d.hold == Some(true), query: Box::new(Statement::Query(query)) }
+        }
+        Statement::Fetch { name, direction, into: None, .. } => fetch_command(normalize_ident(&name), direction)?,
+        Statement::Close { cursor } => Command::CloseCursor(match cursor {
+            datafusion::sql::sqlparser::ast::CloseCursor::All => None,
+            datafusion::sql::sqlparser::ast::CloseCursor::Specific { name } => Some(normalize_ident(&name)),
+        }),
+        Statement::Prepare { name, data_types, statement } => Command::Prepare { name: normalize_ident(&name), types: data_types, stmt: statement },
+        Statement::Execute { name: Some(name), parameters, immediate: false, into, using, .. } if into.is_empty() && using.is_empty() => {
+            let name = match name.0.as_slice() {
+                [part] => part.as_ident().map(normalize_ident).ok_or_else(|| TarnError::syntax(format!("invalid name {name}")))?,
+                _ => return Err(TarnError::syntax(format!("invalid prepared statement name {name}"))),
+            };
+            Command::Execute { name, args: parameters }
+        }
+        Statement::Deallocate { name, .. } => {
+            Command::Deallocate(if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") { None } else { Some(normalize_ident(&name)) })
+        }
+        Statement::Discard { object_type: datafusion::sql::sqlparser::ast::DiscardObject::ALL } => Command::DiscardAll,
         other => {
             return Err(TarnError::not_supported(format!("statement not supported yet: {}", statement_kind(&other))));
         }
     })
+}
+
+fn fetch_command(name: String, direction: datafusion::sql::sqlparser::ast::FetchDirection) -> Result<Command> {
+    use crate::session::cursor::FetchCount;
+    use datafusion::sql::sqlparser::ast::{FetchDirection as D, Value};
+    let count = |v: &datafusion::sql::sqlparser::ast::ValueWithSpan| match &v.value {
+        Value::Number(n, _) => n.parse::<u64>().map(FetchCount::Rows).map_err(|_| TarnError::syntax(format!("invalid FETCH count {n}"))),
+        other => Err(TarnError::syntax(format!("invalid FETCH count {other}"))),
+    };
+    let count = match direction {
+        D::Next | D::Forward { limit: None } => FetchCount::Rows(1),
+        D::Count { limit } | D::Forward { limit: Some(limit) } => count(&limit)?,
+        D::All | D::ForwardAll => FetchCount::All,
+        other => return Err(TarnError::not_supported(format!("FETCH {other} is not supported: cursors move forward only"))),
+    };
+    Ok(Command::Fetch { name, count })
 }
 
 fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {

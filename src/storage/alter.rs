@@ -215,7 +215,7 @@ pub async fn conform_lance(ds: &Dataset, def: &TableDef, renames: &[(String, Str
 /// volatile default differs per row, as in PostgreSQL), else NULL.
 async fn add_column(ds: &mut Dataset, column: &ColumnDef) -> Result<()> {
     let ty = column.pg_type();
-    let field = Arc::new(Schema::new(vec![ty.to_field(&column.name, true)]));
+    let field = Arc::new(Schema::new(vec![super::lance_types::lance_field(&ty.to_field(&column.name, true))]));
     let default = match &column.default {
         Some(sql) => Some(default_evaluator(sql, &ty)?),
         None => None,
@@ -227,6 +227,7 @@ async fn add_column(ds: &mut Dataset, column: &ColumnDef) -> Result<()> {
     let output_schema = field.clone();
     let mapper = move |batch: &RecordBatch| -> lance::Result<RecordBatch> {
         let values = evaluate(batch.num_rows()).map_err(|e| lance::Error::invalid_input(e.message))?;
+        let values = super::lance_types::to_lance_column(&values);
         RecordBatch::try_new(output_schema.clone(), vec![values]).map_err(|e| lance::Error::invalid_input(e.to_string()))
     };
     let udf = BatchUDF { mapper: Box::new(mapper), output_schema: field, result_checkpoint: None };

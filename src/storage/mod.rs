@@ -11,6 +11,7 @@ pub mod compact;
 mod ddl;
 pub mod heap;
 pub mod index;
+pub mod lance_types;
 pub mod handle;
 pub mod scan;
 pub mod table;

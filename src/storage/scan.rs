@@ -162,7 +162,9 @@ pub async fn plan(
             .iter()
             .map(|&i| lance_schema.index_of(storage_schema.field(i).name()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        inputs.push(lance.scan(state, Some(&in_lance), filters, inner_limit).await?);
+        let pushed = super::lance_types::lance_filters(filters, storage_schema);
+        let scan = lance.scan(state, Some(&in_lance), &pushed, inner_limit).await?;
+        inputs.push(super::lance_types::from_lance_plan(scan, &storage_schema.project(&inner)?)?);
     }
     let mut memory: Vec<RecordBatch> = vec![];
     if let Some(heap) = source.version.heap.as_ref().filter(|_| source.lance_visible()) {
@@ -207,7 +209,9 @@ pub async fn read_columns(version: &TableVersion, storage_schema: &SchemaRef, co
         let mut scan = ds.scan();
         scan.project(&names)?;
         let mut stream = scan.try_into_stream().await?;
+        let schema = Arc::new(storage_schema.project(&indices)?);
         while let Some(batch) = stream.try_next().await? {
+            let batch = super::lance_types::from_lance(batch, &schema)?;
             out.extend(without_deleted(&batch, &version.deleted));
         }
     }

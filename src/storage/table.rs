@@ -287,6 +287,10 @@ impl Table {
             match col.pg_type() {
                 PgType::Varchar(Some(n)) => check_length(array.as_string::<i32>(), n, "character varying")?,
                 PgType::Bpchar(n) => columns[i] = pad_bpchar(array.as_string::<i32>(), n)?,
+                PgType::Uuid => columns[i] = map_text(array.as_string::<i32>(), |v| crate::types::uuid::canonical(v).map(Some))?,
+                PgType::Json => columns[i] = map_text(array.as_string::<i32>(), |v| crate::types::json::validate(v, "json").map(|_| None))?,
+                PgType::Jsonb => columns[i] = map_text(array.as_string::<i32>(), |v| crate::types::json::normalize_jsonb(v).map(Some))?,
+                PgType::Name => columns[i] = map_text(array.as_string::<i32>(), |v| Ok(Some(crate::types::decode::truncate_name(v))))?,
                 _ => {}
             }
         }
@@ -581,7 +585,7 @@ impl Table {
     /// The Lance commit of [`Table::fold`]: its properties, the new dataset,
     /// the rows appended.
     async fn write_delta(&self, version: &TableVersion) -> Result<(HashMap<String, String>, Option<Dataset>, usize)> {
-        let rows = version.live_delta();
+        let rows = version.live_delta().iter().map(super::lance_types::to_lance).collect::<Result<Vec<_>>>()?;
         let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
         let props = self.flush_props(version.last_lsn);
         let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
@@ -727,8 +731,18 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
         .columns()
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { arrow::compute::cast_with_options(c, f.data_type(), &STRICT_CAST) })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                return Ok(c.clone());
+            }
+            // Text into a type PostgreSQL parses its own way (interval, arrays, …).
+            let pg = PgType::from_field(f);
+            if let (Some(text), true) = (c.as_string_opt::<i32>(), crate::types::decode::parsed_from_text_by_tarn(&pg)) {
+                return crate::types::decode::text_column(text, &pg).map_err(|(_, e)| e);
+            }
+            Ok(arrow::compute::cast_with_options(c, f.data_type(), &STRICT_CAST)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
@@ -739,6 +753,28 @@ fn check_length(values: &StringArray, n: u32, type_name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Check (and rewrite) each value of a text-backed column: `f` returns the
+/// value's stored form, or None to keep it as it is.
+fn map_text(values: &StringArray, f: impl Fn(&str) -> Result<Option<String>>) -> Result<ArrayRef> {
+    let mut changed = false;
+    let out = values
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                Ok(match f(s)? {
+                    Some(new) if new != s => {
+                        changed = true;
+                        new
+                    }
+                    _ => s.to_string(),
+                })
+            })
+            .transpose()
+        })
+        .collect::<Result<StringArray>>()?;
+    Ok(if changed { Arc::new(out) } else { Arc::new(values.clone()) })
 }
 
 /// `char(n)`: blank-pad to n characters; longer values may only exceed it by spaces.

@@ -25,14 +25,21 @@ pub fn pg_type_for_oid(ty: &Type) -> Option<PgType> {
         Type::FLOAT4 => PgType::Float4,
         Type::FLOAT8 => PgType::Float8,
         Type::NUMERIC => PgType::Numeric(None),
-        Type::TEXT | Type::NAME | Type::UNKNOWN => PgType::Text,
+        Type::TEXT | Type::UNKNOWN => PgType::Text,
+        Type::NAME => PgType::Name,
         Type::VARCHAR => PgType::Varchar(None),
         Type::BPCHAR => PgType::Bpchar(1),
         Type::BYTEA => PgType::Bytea,
         Type::DATE => PgType::Date,
         Type::TIMESTAMP => PgType::Timestamp,
         Type::TIMESTAMPTZ => PgType::Timestamptz,
-        _ => return None,
+        Type::TIME => PgType::Time,
+        Type::UUID => PgType::Uuid,
+        Type::JSON => PgType::Json,
+        Type::JSONB => PgType::Jsonb,
+        Type::OID => PgType::Oid,
+        Type::INTERVAL => PgType::Interval,
+        _ => PgType::Array(Box::new(super::array::element_of(ty)?)),
     })
 }
 
@@ -70,6 +77,21 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
     let utf8 = ScalarValue::Utf8(Some(text.to_string()));
     match pg {
         PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => Ok(utf8),
+        PgType::Uuid => Ok(ScalarValue::Utf8(Some(super::uuid::canonical(text)?))),
+        PgType::Json => super::json::validate(text, "json").map(|_| utf8),
+        PgType::Jsonb => Ok(ScalarValue::Utf8(Some(super::json::normalize_jsonb(text)?))),
+        PgType::Name => Ok(ScalarValue::Utf8(Some(truncate_name(text)))),
+        PgType::Interval => Ok(interval_scalar(super::interval::parse_text(text)?)),
+        PgType::Array(elem) => {
+            let values = super::array::parse_text(text)?
+                .iter()
+                .map(|e| match e {
+                    None => Ok(ScalarValue::try_from(&elem.arrow_type())?),
+                    Some(e) => decode_text(e, elem)?.cast_to(&elem.arrow_type()).map_err(Into::into),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(list_scalar(&values, elem))
+        }
         PgType::Bytea => decode_bytea_text(text),
         PgType::Numeric(None) => {
             // Keep the scale the client wrote, like PostgreSQL does.
@@ -79,6 +101,50 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
         }
         _ => utf8.cast_to(&pg.arrow_type()).map_err(|_| invalid_text(text, pg)),
     }
+}
+
+fn interval_scalar(iv: super::interval::Interval) -> ScalarValue {
+    ScalarValue::IntervalMonthDayNano(Some(arrow::datatypes::IntervalMonthDayNano::new(iv.months, iv.days, iv.micros * 1000)))
+}
+
+/// A whole text column parsed as `pg`, value by value (for the types Arrow's
+/// casts do not parse as PostgreSQL does). A failure names the row.
+pub fn text_column(values: &arrow::array::StringArray, pg: &PgType) -> std::result::Result<arrow::array::ArrayRef, (usize, TarnError)> {
+    let target = pg.arrow_type();
+    if arrow::array::Array::is_empty(values) {
+        return Ok(arrow::array::new_empty_array(&target));
+    }
+    let scalars = values
+        .iter()
+        .enumerate()
+        .map(|(row, v)| {
+            let value = match v {
+                None => ScalarValue::try_from(&target).map_err(TarnError::from),
+                Some(v) => decode_text(v, pg).and_then(|s| if s.data_type() == target { Ok(s) } else { Ok(s.cast_to(&target)?) }),
+            };
+            value.map_err(|e| (row, e))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    ScalarValue::iter_to_array(scalars).map_err(|e| (0, e.into()))
+}
+
+/// Whether text becomes `pg` through [`text_column`] rather than an Arrow cast.
+pub fn parsed_from_text_by_tarn(pg: &PgType) -> bool {
+    matches!(pg, PgType::Interval | PgType::Array(_) | PgType::Bytea | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name)
+}
+
+/// A one-dimensional list scalar of `elem` values.
+fn list_scalar(values: &[ScalarValue], elem: &PgType) -> ScalarValue {
+    ScalarValue::List(ScalarValue::new_list_nullable(values, &elem.arrow_type()))
+}
+
+/// `name` keeps at most 63 bytes (NAMEDATALEN - 1), cut at a character boundary.
+pub fn truncate_name(text: &str) -> String {
+    let mut end = text.len().min(63);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 fn invalid_text(text: &str, pg: &PgType) -> TarnError {
@@ -111,9 +177,33 @@ fn decode_binary(bytes: &[u8], ty: &Type, pg: &PgType) -> Result<ScalarValue> {
         PgType::Int8 => ScalarValue::Int64(Some(i64::from_be_bytes(fixed(bytes, ty)?))),
         PgType::Float4 => ScalarValue::Float32(Some(f32::from_be_bytes(fixed(bytes, ty)?))),
         PgType::Float8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(bytes, ty)?))),
-        PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => ScalarValue::Utf8(Some(
-            String::from_utf8(bytes.to_vec()).map_err(|_| TarnError::new("22021", "invalid byte sequence for encoding \"UTF8\""))?,
-        )),
+        PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json => ScalarValue::Utf8(Some(utf8_of(bytes)?)),
+        PgType::Name => ScalarValue::Utf8(Some(truncate_name(&utf8_of(bytes)?))),
+        PgType::Jsonb => match bytes.split_first() {
+            Some((1, text)) => ScalarValue::Utf8(Some(super::json::normalize_jsonb(&utf8_of(text)?)?)),
+            _ => return Err(bad_binary(ty, "unsupported jsonb version number")),
+        },
+        PgType::Uuid => ScalarValue::Utf8(Some(super::uuid::format(&fixed::<16>(bytes, ty)?))),
+        PgType::Oid => ScalarValue::UInt32(Some(u32::from_be_bytes(fixed(bytes, ty)?))),
+        PgType::Time => ScalarValue::Time64Microsecond(Some(i64::from_be_bytes(fixed(bytes, ty)?))),
+        PgType::Interval => {
+            interval_scalar(super::interval::parse_binary(bytes).ok_or_else(|| bad_binary(ty, "expected 16 bytes"))?)
+        }
+        PgType::Array(elem) => {
+            let (elem_oid, cells) = super::array::parse_binary(bytes)?;
+            let elem_ty = elem.wire_type();
+            if elem_oid != elem_ty.oid() && pg_type_for_oid(&Type::from_oid(elem_oid).unwrap_or(Type::UNKNOWN)).as_ref() != Some(elem.as_ref()) {
+                return Err(bad_binary(ty, &format!("wrong element type {elem_oid}")));
+            }
+            let values = cells
+                .iter()
+                .map(|c| match c {
+                    None => Ok(ScalarValue::try_from(&elem.arrow_type())?),
+                    Some(c) => decode_binary(c, &elem_ty, elem)?.cast_to(&elem.arrow_type()).map_err(Into::into),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            list_scalar(&values, elem)
+        }
         PgType::Bytea => ScalarValue::Binary(Some(bytes.to_vec())),
         PgType::Date => ScalarValue::Date32(Some(i32::from_be_bytes(fixed(bytes, ty)?) + PG_EPOCH_OFFSET_DAYS)),
         PgType::Timestamp => ScalarValue::TimestampMicrosecond(Some(i64::from_be_bytes(fixed(bytes, ty)?) + PG_EPOCH_OFFSET_MICROS), None),
@@ -123,6 +213,10 @@ fn decode_binary(bytes: &[u8], ty: &Type, pg: &PgType) -> Result<ScalarValue> {
         ),
         PgType::Numeric(_) => decode_numeric_binary(bytes, ty)?,
     })
+}
+
+fn utf8_of(bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| TarnError::new(sqlstate::CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\""))
 }
 
 /// Decode `numeric_send` output into a Decimal128 with the value's own scale.
@@ -194,6 +288,26 @@ mod tests {
         let err = decode_param(Some(b"abc"), &Type::INT4, Format::Text).unwrap_err();
         assert_eq!(err.code, sqlstate::INVALID_TEXT_REPRESENTATION);
         assert_eq!(decode_param(None, &Type::INT4, Format::Text).unwrap(), ScalarValue::Int32(None));
+    }
+
+    #[test]
+    fn new_types_decode() {
+        let u = decode_param(Some(b"A0EEBC999C0B4EF8BB6D6BB9BD380A11"), &Type::UUID, Format::Text).unwrap();
+        assert_eq!(u, ScalarValue::Utf8(Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())));
+        let raw: Vec<u8> = (0..16).collect();
+        assert_eq!(decode_param(Some(&raw), &Type::UUID, Format::Binary).unwrap(), ScalarValue::Utf8(Some("00010203-0405-0607-0809-0a0b0c0d0e0f".into())));
+        assert!(decode_param(Some(&raw[..15]), &Type::UUID, Format::Binary).is_err());
+        assert_eq!(decode_param(Some(b"\x01{\"b\":1,\"a\":2}"), &Type::JSONB, Format::Binary).unwrap(), ScalarValue::Utf8(Some(r#"{"a": 2, "b": 1}"#.into())));
+        assert!(decode_param(Some(b"\x02{}"), &Type::JSONB, Format::Binary).is_err());
+        assert_eq!(decode_param(Some(b"{not json"), &Type::JSON, Format::Text).unwrap_err().code, sqlstate::INVALID_TEXT_REPRESENTATION);
+        assert_eq!(decode_param(Some(b"03:04:05.25"), &Type::TIME, Format::Text).unwrap(), ScalarValue::Time64Microsecond(Some(11_045_250_000)));
+        let arr = decode_param(Some(b"{1,NULL,3}"), &Type::INT4_ARRAY, Format::Text).unwrap();
+        let want = ScalarValue::List(ScalarValue::new_list_nullable(&[ScalarValue::Int32(Some(1)), ScalarValue::Int32(None), ScalarValue::Int32(Some(3))], &DataType::Int32));
+        assert_eq!(arr, want);
+        let mut bin = vec![];
+        crate::types::array::write_binary(&mut bin, &Type::INT4, vec![Some(&[0u8, 0, 0, 1][..]), None, Some(&[0, 0, 0, 3][..])].into_iter());
+        assert_eq!(decode_param(Some(&bin), &Type::INT4_ARRAY, Format::Binary).unwrap(), want);
+        assert!(decode_param(Some(&bin), &Type::TEXT_ARRAY, Format::Binary).is_err());
     }
 
     #[test]

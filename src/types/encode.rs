@@ -8,7 +8,8 @@
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
-    Float64Array, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Float64Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, Time64MicrosecondArray,
+    TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
@@ -79,7 +80,7 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
     // Normalise to the canonical Arrow type of `ty` (e.g. UInt32 → Int64,
     // nanosecond timestamps → microseconds) so the loops below see one layout.
     let target = ty.arrow_type();
-    let text_fallback = matches!(ty, PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_)) && !is_utf8(array.data_type());
+    let text_fallback = ty.is_text_backed() && !is_utf8(array.data_type());
     let canonical = if array.data_type() == &target || text_fallback {
         array.clone()
     } else {
@@ -139,12 +140,28 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
                 }
             })
         }
-        (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_), _) if is_utf8(a.data_type()) => {
-            // Already cast to Utf8 above.
+        (PgType::Uuid, Format::Binary) if is_utf8(a.data_type()) => {
+            let arr: &StringArray = a.as_string();
+            let bytes = arr.iter().map(|v| v.map(super::uuid::parse).transpose()).collect::<Result<Vec<_>>>()?;
+            col.fill(a, |i, out| out.extend_from_slice(bytes[i].as_ref().map(|b| &b[..]).unwrap_or_default()))
+        }
+        (PgType::Jsonb, _) if is_utf8(a.data_type()) => {
+            // Normalised here too: a value cast in a query was never stored.
+            let arr: &StringArray = a.as_string();
+            let texts = arr.iter().map(|v| v.map(super::json::normalize_jsonb).transpose()).collect::<Result<Vec<_>>>()?;
+            col.fill(a, |i, out| {
+                if format == Format::Binary {
+                    out.push(1); // jsonb_send's version byte
+                }
+                out.extend_from_slice(texts[i].as_deref().unwrap_or_default().as_bytes())
+            })
+        }
+        (ty, _) if ty.is_text_backed() && is_utf8(a.data_type()) => {
+            // Already cast to Utf8 above; text and binary forms are the same.
             let arr: &StringArray = a.as_string();
             col.fill(a, |i, out| out.extend_from_slice(arr.value(i).as_bytes()))
         }
-        (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_), _) => {
+        (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name, _) => {
             // Types outside Tarn's set: Arrow's display form, sent as text.
             let formatter = ArrayFormatter::try_new(a, &FormatOptions::default())?;
             col.fill(a, |i, out| {
@@ -164,6 +181,46 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
             col.fill(a, |i, out| match format {
                 Format::Text => write_date_text(out, arr.value(i)),
                 Format::Binary => out.extend_from_slice(&(arr.value(i) - PG_EPOCH_OFFSET_DAYS).to_be_bytes()),
+            })
+        }
+        (PgType::Time, _) => {
+            let arr: &Time64MicrosecondArray = a.as_primitive();
+            col.fill(a, |i, out| match format {
+                Format::Text => write_time_text(out, arr.value(i)),
+                Format::Binary => out.extend_from_slice(&arr.value(i).to_be_bytes()),
+            })
+        }
+        (PgType::Interval, _) => {
+            let arr = a.as_primitive::<arrow::datatypes::IntervalMonthDayNanoType>();
+            col.fill(a, |i, out| {
+                let v = arr.value(i);
+                // Sub-microsecond nanoseconds (only from arithmetic) are dropped, as PostgreSQL has none.
+                let iv = super::interval::Interval { months: v.months, days: v.days, micros: v.nanoseconds.div_euclid(1000) };
+                match format {
+                    Format::Text => super::interval::write_text(out, iv),
+                    Format::Binary => super::interval::write_binary(out, iv),
+                }
+            })
+        }
+        (PgType::Oid, Format::Text) => int_text(&mut col, a.as_primitive::<arrow::datatypes::UInt32Type>()),
+        (PgType::Oid, Format::Binary) => {
+            let arr: &UInt32Array = a.as_primitive();
+            col.fill(a, |i, out| out.extend_from_slice(&arr.value(i).to_be_bytes()))
+        }
+        (PgType::Array(elem), _) => {
+            let list: &ListArray = a.as_list();
+            let values = encode_column(list.values(), elem, format, opts)?;
+            let offsets = list.value_offsets();
+            let elem_type = elem.wire_type();
+            col.fill(a, |i, out| {
+                let cells = (offsets[i] as usize..offsets[i + 1] as usize).map(|j| {
+                    let cell = values.cell(j);
+                    (cell[..4] != [0xff; 4]).then(|| &cell[4..])
+                });
+                match format {
+                    Format::Text => super::array::write_text(out, cells),
+                    Format::Binary => super::array::write_binary(out, &elem_type, cells),
+                }
             })
         }
         (PgType::Timestamp | PgType::Timestamptz, _) => {
@@ -304,6 +361,19 @@ fn write_time_of_day(out: &mut Vec<u8>, dt: &NaiveDateTime) {
     }
 }
 
+/// `time` text form: `03:04:05`, `03:04:05.25`.
+pub fn write_time_text(out: &mut Vec<u8>, micros_since_midnight: i64) {
+    use std::io::Write;
+    let secs = micros_since_midnight.div_euclid(1_000_000);
+    let micros = micros_since_midnight.rem_euclid(1_000_000);
+    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        out.push(b'.');
+        out.extend_from_slice(frac.trim_end_matches('0').as_bytes());
+    }
+}
+
 fn datetime_from_micros(micros: i64) -> Option<NaiveDateTime> {
     chrono::DateTime::from_timestamp_micros(micros).map(|d| d.naive_utc())
 }
@@ -351,7 +421,6 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use arrow::array::*;
 
     fn text_cells(array: ArrayRef, ty: PgType) -> Vec<Option<String>> {
         let col = encode_column(&array, &ty, Format::Text, &EncodeOptions::default()).unwrap();
@@ -423,6 +492,36 @@ mod tests {
         assert_eq!(text_cells(tz.clone(), PgType::Timestamptz), vec![s("2026-01-02 03:04:05+00")]);
         let col = encode_column(&tz, &PgType::Timestamptz, Format::Text, &EncodeOptions { utc_offset_secs: 19800 }).unwrap();
         assert_eq!(&col.cell(0)[4..], b"2026-01-02 08:34:05+05:30");
+    }
+
+    #[test]
+    fn new_types_print_like_postgres() {
+        let t: ArrayRef = Arc::new(Time64MicrosecondArray::from(vec![11_045_250_000, 0, 86_399_999_999]));
+        assert_eq!(text_cells(t, PgType::Time), vec![s("03:04:05.25"), s("00:00:00"), s("23:59:59.999999")]);
+        let j: ArrayRef = Arc::new(StringArray::from(vec![r#"{"b":1,"a":[1e2]}"#]));
+        assert_eq!(text_cells(j.clone(), PgType::Jsonb), vec![s(r#"{"a": [100], "b": 1}"#)]);
+        assert_eq!(text_cells(j, PgType::Json), vec![s(r#"{"b":1,"a":[1e2]}"#)]);
+        let u: ArrayRef = Arc::new(StringArray::from(vec!["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]));
+        let col = encode_column(&u, &PgType::Uuid, Format::Binary, &EncodeOptions::default()).unwrap();
+        assert_eq!(&col.cell(0)[..6], &[0, 0, 0, 16, 0xa0, 0xee]);
+        let bad: ArrayRef = Arc::new(StringArray::from(vec!["nope"]));
+        assert!(encode_column(&bad, &PgType::Uuid, Format::Binary, &EncodeOptions::default()).is_err());
+    }
+
+    #[test]
+    fn arrays_print_like_postgres() {
+        let list = ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            None,
+            Some(vec![]),
+        ]);
+        let a: ArrayRef = Arc::new(list);
+        let ty = PgType::Array(Box::new(PgType::Int4));
+        assert_eq!(text_cells(a.clone(), ty.clone()), vec![s("{1,NULL,3}"), None, s("{}")]);
+        let col = encode_column(&a, &ty, Format::Binary, &EncodeOptions::default()).unwrap();
+        // array_send('{1,NULL,3}'::int4[])
+        let want: Vec<u8> = [&[0, 0, 0, 40][..], &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 23, 0, 0, 0, 3, 0, 0, 0, 1], &[0, 0, 0, 4, 0, 0, 0, 1], &[0xff; 4], &[0, 0, 0, 4, 0, 0, 0, 3]].concat();
+        assert_eq!(col.cell(0), &want[..]);
     }
 
     #[test]

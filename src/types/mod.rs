@@ -9,10 +9,15 @@
 //! Submodules are pure codecs over bytes: `encode` turns Arrow columns into
 //! wire cells, `decode` turns wire parameters into DataFusion scalars.
 
+pub mod array;
 pub mod copy;
 pub mod decode;
 pub mod encode;
 pub mod float;
+pub mod interval;
+pub mod json;
+pub mod planner;
+pub mod uuid;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,8 +57,24 @@ pub enum PgType {
     Bpchar(u32),
     Bytea,
     Date,
+    /// `time` (without time zone), microseconds since midnight.
+    Time,
     Timestamp,
     Timestamptz,
+    /// Kept as canonical text (see `uuid.rs`).
+    Uuid,
+    /// Kept as the text written, once it parses.
+    Json,
+    /// Kept in `jsonb_out`'s printed form (see `json.rs`).
+    Jsonb,
+    /// `name`: text limited to 63 bytes.
+    Name,
+    /// `oid`: an unsigned 32-bit object identifier.
+    Oid,
+    /// `interval`: months, days, microseconds (see `interval.rs`).
+    Interval,
+    /// A one-dimensional array of the element type.
+    Array(Box<PgType>),
 }
 
 impl PgType {
@@ -69,11 +90,26 @@ impl PgType {
             PgType::Numeric(Some((p, s))) => DataType::Decimal128(*p, *s),
             PgType::Numeric(None) => DataType::Decimal128(UNCONSTRAINED_NUMERIC.0, UNCONSTRAINED_NUMERIC.1),
             PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => DataType::Utf8,
+            PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name => DataType::Utf8,
             PgType::Bytea => DataType::Binary,
             PgType::Date => DataType::Date32,
+            PgType::Time => DataType::Time64(TimeUnit::Microsecond),
             PgType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             PgType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(STORAGE_TZ.into())),
+            PgType::Oid => DataType::UInt32,
+            PgType::Interval => DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano),
+            // The item field carries no metadata, so lists DataFusion computes
+            // (`ARRAY[…]`) have the same Arrow type as stored ones.
+            PgType::Array(elem) => DataType::List(Arc::new(Field::new("item", elem.arrow_type(), true))),
         }
+    }
+
+    /// Whether values are kept as Utf8 text.
+    pub fn is_text_backed(&self) -> bool {
+        matches!(
+            self,
+            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name
+        )
     }
 
     /// The wire type (OID) of this Postgres type.
@@ -91,8 +127,16 @@ impl PgType {
             PgType::Bpchar(_) => Type::BPCHAR,
             PgType::Bytea => Type::BYTEA,
             PgType::Date => Type::DATE,
+            PgType::Time => Type::TIME,
             PgType::Timestamp => Type::TIMESTAMP,
             PgType::Timestamptz => Type::TIMESTAMPTZ,
+            PgType::Uuid => Type::UUID,
+            PgType::Json => Type::JSON,
+            PgType::Jsonb => Type::JSONB,
+            PgType::Name => Type::NAME,
+            PgType::Oid => Type::OID,
+            PgType::Interval => Type::INTERVAL,
+            PgType::Array(elem) => array::array_type(elem),
         }
     }
 
@@ -101,6 +145,7 @@ impl PgType {
         match self {
             PgType::Numeric(Some((p, s))) => ((i32::from(*p) << 16) | (i32::from(*s) & 0xffff)) + 4,
             PgType::Varchar(Some(n)) | PgType::Bpchar(n) => *n as i32 + 4,
+            PgType::Array(elem) => elem.typmod(),
             _ => -1,
         }
     }
@@ -110,8 +155,10 @@ impl PgType {
         match self {
             PgType::Bool => 1,
             PgType::Int2 => 2,
-            PgType::Int4 | PgType::Float4 | PgType::Date => 4,
-            PgType::Int8 | PgType::Float8 | PgType::Timestamp | PgType::Timestamptz => 8,
+            PgType::Int4 | PgType::Float4 | PgType::Date | PgType::Oid => 4,
+            PgType::Int8 | PgType::Float8 | PgType::Time | PgType::Timestamp | PgType::Timestamptz => 8,
+            PgType::Uuid | PgType::Interval => 16,
+            PgType::Name => 64,
             _ => -1,
         }
     }
@@ -133,14 +180,28 @@ impl PgType {
             PgType::Bpchar(n) => format!("character({n})"),
             PgType::Bytea => "bytea".into(),
             PgType::Date => "date".into(),
+            PgType::Time => "time without time zone".into(),
             PgType::Timestamp => "timestamp without time zone".into(),
             PgType::Timestamptz => "timestamp with time zone".into(),
+            PgType::Uuid => "uuid".into(),
+            PgType::Json => "json".into(),
+            PgType::Jsonb => "jsonb".into(),
+            PgType::Name => "name".into(),
+            PgType::Oid => "oid".into(),
+            PgType::Interval => "interval".into(),
+            PgType::Array(elem) => format!("{}[]", elem.name()),
         }
     }
 
     /// Parse a name produced by [`PgType::name`] (used for persisted catalogs
     /// and field metadata).
     pub fn from_name(name: &str) -> Option<PgType> {
+        if let Some(elem) = name.strip_suffix("[]") {
+            return match PgType::from_name(elem)? {
+                PgType::Array(_) => None,
+                elem => Some(PgType::Array(Box::new(elem))),
+            };
+        }
         let (base, args) = match name.find('(') {
             Some(i) => (&name[..i], Some(name[i + 1..].trim_end_matches(')'))),
             None => (name, None),
@@ -163,8 +224,15 @@ impl PgType {
             ("character", [n]) => PgType::Bpchar(*n as u32),
             ("bytea", []) => PgType::Bytea,
             ("date", []) => PgType::Date,
+            ("time without time zone", []) => PgType::Time,
             ("timestamp without time zone", []) => PgType::Timestamp,
             ("timestamp with time zone", []) => PgType::Timestamptz,
+            ("uuid", []) => PgType::Uuid,
+            ("json", []) => PgType::Json,
+            ("jsonb", []) => PgType::Jsonb,
+            ("name", []) => PgType::Name,
+            ("oid", []) => PgType::Oid,
+            ("interval", []) => PgType::Interval,
             _ => return None,
         })
     }
@@ -198,10 +266,29 @@ impl PgType {
                 _ => PgType::Timestamp,
             },
             D::TimestampNtz(_) => PgType::Timestamp,
+            D::Time(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => PgType::Time,
+            D::Uuid => PgType::Uuid,
+            D::Interval { fields: None, precision: None } => PgType::Interval,
+            D::JSON => PgType::Json,
+            D::JSONB => PgType::Jsonb,
+            D::Array(ast::ArrayElemTypeDef::SquareBracket(elem, _) | ast::ArrayElemTypeDef::AngleBracket(elem)) => {
+                match PgType::from_sql(elem)? {
+                    PgType::Array(_) => {
+                        return Err(TarnError::not_supported("multidimensional arrays are not supported yet"));
+                    }
+                    elem => PgType::Array(Box::new(elem)),
+                }
+            }
             D::Custom(name, args) if args.is_empty() => {
                 match name.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.") {
                     "timestamptz" => PgType::Timestamptz,
                     "bpchar" => PgType::Bpchar(1),
+                    "uuid" => PgType::Uuid,
+                    "json" => PgType::Json,
+                    "jsonb" => PgType::Jsonb,
+                    "name" => PgType::Name,
+                    "oid" => PgType::Oid,
+                    "time" => PgType::Time,
                     "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" => {
                         return Err(TarnError::not_supported("serial columns are not supported yet")
                             .with_hint("declare the column as bigint and supply its value"));
@@ -229,8 +316,15 @@ impl PgType {
                 PgType::Bytea
             }
             DataType::Date32 | DataType::Date64 => PgType::Date,
+            DataType::Time32(_) | DataType::Time64(_) => PgType::Time,
+            DataType::Interval(_) | DataType::Duration(_) => PgType::Interval,
             DataType::Timestamp(_, None) => PgType::Timestamp,
             DataType::Timestamp(_, Some(_)) => PgType::Timestamptz,
+            DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => match PgType::from_field(f) {
+                // Nested lists have no one-dimensional PostgreSQL type: sent as text.
+                PgType::Array(_) => PgType::Text,
+                elem => PgType::Array(Box::new(elem)),
+            },
             _ => PgType::Text,
         }
     }
@@ -321,8 +415,17 @@ mod tests {
             PgType::Bpchar(3),
             PgType::Bytea,
             PgType::Date,
+            PgType::Time,
             PgType::Timestamp,
             PgType::Timestamptz,
+            PgType::Uuid,
+            PgType::Json,
+            PgType::Jsonb,
+            PgType::Name,
+            PgType::Oid,
+            PgType::Interval,
+            PgType::Array(Box::new(PgType::Int4)),
+            PgType::Array(Box::new(PgType::Varchar(Some(10)))),
         ] {
             assert_eq!(PgType::from_name(&t.name()), Some(t.clone()), "{t:?}");
             assert_eq!(PgType::from_field(&t.to_field("c", true)), t);

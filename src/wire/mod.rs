@@ -9,6 +9,7 @@ pub mod error;
 pub mod query;
 pub mod rows;
 pub mod startup;
+pub mod stop;
 
 use std::sync::Arc;
 

@@ -15,24 +15,28 @@ use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::future::{Either, select};
-use futures::{Sink, SinkExt};
+use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format as PortalFormat, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_query_response};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::portal::PortalExecutionState;
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response, send_query_response,
+};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionHandle, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
+    ClientInfo, ClientPortalStore, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
     PgWireConnectionState, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::extendedquery::{Describe, Execute, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 
 use super::copy;
+use super::stop;
 use super::error::{error_info, to_pgwire};
 use super::rows::{describe_columns, result_formats, row_stream};
 use crate::engine::Engine;
@@ -149,24 +153,19 @@ impl QueryHandler {
         }
         let session = session_of(&self.engine, client);
         for stmt in statements {
-            let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
-                Some(h) => Some(h.start_query().await),
-                None => None,
-            };
+            let deadline = stop::deadline(session.settings().statement_timeout());
+            let stop = stop::stop_signal(stop::connection_handle(client), deadline);
             let run = self.run_simple_statement(client, &session, stmt);
-            // None: cancelled. The statement's future (and its borrow of the
-            // client) is dropped before the cancellation error is sent.
-            let outcome = match cancel {
-                Some(cancel) => match select(Box::pin(run), cancel).await {
-                    Either::Left((sent, _)) => Some(sent?),
-                    Either::Right(_) => None,
-                },
-                None => Some(run.await?),
+            // Err: stopped (cancel or timeout). The statement's future (and
+            // its borrow of the client) is dropped before the error is sent.
+            let outcome = match select(Box::pin(run), stop).await {
+                Either::Left((sent, _)) => Ok(sent?),
+                Either::Right((e, _)) => Err(e),
             };
             let sent = match outcome {
-                Some(sent) => sent,
-                None => {
-                    let e = TarnError::new(sqlstate::QUERY_CANCELED, "canceling statement due to user request");
+                Ok(sent) => sent,
+                Err(e) => {
+                    session.statement_interrupted();
                     client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
                     Sent::Failed
                 }
@@ -272,13 +271,13 @@ impl QueryParser for StatementParser {
             let inferred_ty = inferred.get(i).cloned().flatten();
             let ty = match (declared, &inferred_ty) {
                 (Some(t), _) => t,
-                (None, Some(dt)) => PgType::from_arrow(dt).wire_type(),
+                (None, Some(field)) => PgType::from_field(field).wire_type(),
                 // PostgreSQL resolves an unconstrained parameter as text.
                 (None, None) => Type::TEXT,
             };
             param_types.push(ty);
         }
-        let mut param_targets = inferred;
+        let mut param_targets: Vec<Option<DataType>> = inferred.into_iter().map(|f| f.map(|f| f.data_type().clone())).collect();
         param_targets.resize(n, None);
         Ok(Some(Arc::new(Prepared { stmt, param_types, param_targets, result })))
     }
@@ -341,15 +340,124 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        client.portal_store().rm_portal("");
         let status = wire_status(&session_of(&self.engine, client));
+        // Sync outside a block ends the implicit transaction, and with it the
+        // unnamed portal (and its open row stream), as in PostgreSQL.
+        if matches!(status, TransactionStatus::Idle) {
+            client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        }
         client.set_transaction_status(status);
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
         client.flush().await?;
         Ok(())
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Arc<Prepared>>, _max_rows: usize) -> PgWireResult<Response>
+    /// Describe Portal also answers for a SQL cursor (`DECLARE name CURSOR`):
+    /// in PostgreSQL cursors and protocol portals are one namespace, and
+    /// psycopg's server-side cursors learn their columns this way.
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL && !name.is_empty() && client.portal_store().get_portal(&name).is_none() {
+            let session = session_of(&self.engine, client);
+            if let Ok(schema) = session.cursors.schema(&name) {
+                let (fields, _) = describe_columns(&schema, &vec![Format::Text; schema.fields().len()]);
+                return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
+            }
+        }
+        self._on_describe(client, message).await
+    }
+
+    /// Execute without a row limit streams the rows as they are produced.
+    /// pgwire's own Execute collects a portal's every row before sending
+    /// the first when no limit is given, which holds a whole result in
+    /// memory (and cannot be cancelled while it does). With a limit
+    /// (JDBC's fetch size), pgwire's batch-by-batch portal fetch is right.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(pgwire::api::store::Entry::Value(portal)) => Some(portal),
+            _ => None,
+        };
+        let Some(portal) = portal.filter(|_| message.max_rows == 0) else {
+            return self._on_execute(client, message).await;
+        };
+        if !matches!(*portal.state().lock().await, PortalExecutionState::Initial) {
+            return self._on_execute(client, message).await;
+        }
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        *portal.state().lock().await = PortalExecutionState::Finished;
+        let session = session_of(&self.engine, client);
+        let deadline = stop::deadline(session.settings().statement_timeout());
+        let mut stop = stop::stop_signal(stop::connection_handle(client), deadline);
+        let result = tokio::select! {
+            biased;
+            e = &mut stop => {
+                session.statement_interrupted();
+                Err(to_pgwire(e))
+            }
+            response = ExtendedQueryHandler::do_query(self, client, portal.as_ref(), 0) => response,
+        };
+        let sent = match result {
+            Ok(Response::Query(mut response)) => {
+                let tag = response.command_tag().to_owned();
+                let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+                let interrupted = session.clone();
+                let mut rows = Box::pin(stop::stoppable(rows, stop, move || interrupted.statement_interrupted()));
+                let mut count = 0usize;
+                let mut failed = None;
+                while let Some(row) = rows.next().await {
+                    match row {
+                        Ok(row) => {
+                            client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                            count += 1;
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => send_execution_response(client, Tag::new(&tag).with_rows(count)).await,
+                    Some(e) => Err(e),
+                }
+            }
+            Ok(Response::Execution(tag)) => send_execution_response(client, tag).await,
+            Ok(Response::EmptyQuery) => {
+                client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
+                Ok(())
+            }
+            Ok(Response::CopyIn(copy)) => {
+                client.set_state(PgWireConnectionState::CopyInProgress(true));
+                pgwire::api::copy::send_copy_in_response(client, copy).await
+            }
+            Ok(Response::CopyOut(copy)) => pgwire::api::copy::send_copy_out_response(client, copy).await,
+            Ok(_) => Err(to_pgwire(TarnError::internal("unexpected response kind for Execute"))),
+            Err(e) => Err(e),
+        };
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            client.set_transaction_status(wire_status(&session));
+        }
+        sent
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Arc<Prepared>>, max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -360,12 +468,31 @@ impl ExtendedQueryHandler for QueryHandler {
         let params = bind_parameters(portal).map_err(to_pgwire)?;
         let params = (!params.is_empty()).then(|| ParamValues::from(params));
         let stmt = portal.statement.statement.stmt.clone();
-        match session.execute(stmt, params).await.map_err(to_pgwire)? {
+        // pgwire races this call against a CancelRequest; the timeout is ours.
+        let deadline = stop::deadline(session.settings().statement_timeout());
+        let output = tokio::select! {
+            biased;
+            e = stop::timeout_signal(deadline) => {
+                session.statement_interrupted();
+                return Err(to_pgwire(e));
+            }
+            output = session.execute(stmt, params) => output.map_err(to_pgwire)?,
+        };
+        match output {
             Output::Rows { schema, stream, tag } => {
                 let formats = result_formats(&portal.result_column_format, schema.fields().len()).map_err(to_pgwire)?;
                 let (fields, columns) = describe_columns(&schema, &formats);
                 let rows = row_stream(stream, columns, session.encode_options());
-                let mut response = QueryResponse::new(Arc::new(fields), rows);
+                // The rows stream after this returns, so the stop signal goes
+                // with them: here for pgwire's batch-by-batch fetch (a row
+                // limit), in `on_execute` otherwise.
+                let mut response = if max_rows > 0 {
+                    let interrupted = session.clone();
+                    let stop = stop::stop_signal(stop::connection_handle(client), deadline);
+                    QueryResponse::new(Arc::new(fields), stop::stoppable(rows, stop, move || interrupted.statement_interrupted()))
+                } else {
+                    QueryResponse::new(Arc::new(fields), rows)
+                };
                 response.set_command_tag(tag);
                 Ok(Response::Query(response))
             }

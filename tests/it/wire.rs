@@ -303,3 +303,51 @@ async fn cancel_request_stops_a_long_query_and_the_connection_stays_usable() {
     canceller.await.unwrap();
     assert_eq!(rows(&c, "SELECT 1").await, vec![vec![s("1")]]);
 }
+
+#[tokio::test]
+async fn statement_timeout_stops_long_statements_in_both_protocols() {
+    let (_dir, _server, c) = fresh().await;
+    c.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    assert_eq!(rows(&c, "SHOW statement_timeout").await, vec![vec![s("300ms")]]);
+    let long = "SELECT count(*) FROM generate_series(1, 100000000000)";
+    for extended in [false, true] {
+        let started = std::time::Instant::now();
+        let err = if extended { c.query(long, &[]).await.map(|_| ()).unwrap_err() } else { c.simple_query(long).await.map(|_| ()).unwrap_err() };
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!((db.code().code(), db.message()), ("57014", "canceling statement due to statement timeout"));
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(5), "took {took:?}");
+        assert_eq!(rows(&c, "SELECT 1").await, vec![vec![s("1")]]);
+    }
+    // Inside a block the timeout fails the block, as any error does.
+    c.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(sqlstate(&c, long).await, "57014");
+    assert_eq!(sqlstate(&c, "SELECT 1").await, "25P02");
+    c.batch_execute("ROLLBACK; SET statement_timeout = 0").await.unwrap();
+    assert_eq!(rows(&c, "SELECT count(*) FROM generate_series(1, 1000)").await, vec![vec![s("1000")]]);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_result_stream_of_the_extended_protocol() {
+    let (_dir, _server, c) = fresh().await;
+    let rows_stream = c.query_raw("SELECT * FROM generate_series(1, 10000000000)", std::iter::empty::<i64>()).await.unwrap();
+    futures::pin_mut!(rows_stream);
+    for _ in 0..1000 {
+        rows_stream.next().await.unwrap().unwrap();
+    }
+    let cancelled_at = std::time::Instant::now();
+    c.cancel_token().cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let mut after = 0u64;
+    let err = loop {
+        match rows_stream.next().await {
+            Some(Ok(_)) => after += 1,
+            Some(Err(e)) => break e,
+            None => panic!("the stream ended without an error"),
+        }
+    };
+    let took = cancelled_at.elapsed();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    eprintln!("cancel stopped the stream after {took:?} ({after} rows already in flight)");
+    assert!(took < std::time::Duration::from_secs(2), "cancel took {took:?}");
+    assert_eq!(rows(&c, "SELECT 1").await, vec![vec![s("1")]]);
+}

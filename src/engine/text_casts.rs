@@ -1,0 +1,126 @@
+//! Casts from text that Arrow's cast kernels do not do as PostgreSQL does:
+//! to `interval` (PostgreSQL's own syntax: `1 day 03:04:05`, `-1 mons +2
+//! days`, `@ 2 hours ago`), to arrays (`'{1,NULL,3}'::int[]`), and to the
+//! text types Tarn checks and normalises (`uuid`, `json`, `jsonb`, `name`).
+//!
+//! An [`AnalyzerRule`] rewrites `CAST(text AS T)` for those T into
+//! `text_in(text)`, a [`ScalarUDF`] that parses each value with the same
+//! decoder text-format Bind parameters use (`types::decode::decode_text`), so
+//! a literal, a parameter and a COPY field all read the same way. It runs
+//! after DataFusion's own analyzer rules (type coercion inserts such casts for
+//! INSERT … VALUES into typed columns).
+
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::scalar::ScalarValue;
+
+use crate::types::PgType;
+use crate::types::decode::{decode_text, parsed_from_text_by_tarn};
+
+/// The analyzer rules every Tarn session plans with: DataFusion's, then ours.
+pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    rules.push(Arc::new(TextCasts));
+    rules
+}
+
+#[derive(Debug, Default)]
+pub struct TextCasts;
+
+impl AnalyzerRule for TextCasts {
+    fn name(&self) -> &str {
+        "tarn_text_casts"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            // Expressions see their input's columns (VALUES and the like have none).
+            let schema = match plan.inputs().as_slice() {
+                [input] => Arc::clone(input.schema()),
+                _ => Arc::new(DFSchema::empty()),
+            };
+            plan.map_expressions(|e| e.transform_up(|e| rewrite(e, &schema)))
+        })
+        .map(|t| t.data)
+    }
+}
+
+fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr, field }) = &e else { return Ok(Transformed::no(e)) };
+    let target = PgType::from_field(field);
+    if !parsed_from_text_by_tarn(&target) || target == PgType::Bytea {
+        return Ok(Transformed::no(e));
+    }
+    let is_text = matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
+    if !is_text {
+        return Ok(Transformed::no(e));
+    }
+    // Keep the cast's name: the plan's schema must not change.
+    let name = e.schema_name().to_string();
+    let udf = Arc::new(ScalarUDF::new_from_impl(TextIn::new(target)));
+    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![expr.as_ref().clone()])).alias(name)))
+}
+
+/// `text_in(text)`: text parsed as one PostgreSQL type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextIn {
+    target: PgType,
+    signature: Signature,
+}
+
+impl TextIn {
+    fn new(target: PgType) -> TextIn {
+        TextIn { target, signature: Signature::string(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for TextIn {
+    fn name(&self) -> &str {
+        "text_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(self.target.arrow_type())
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(self.target.to_field("text_in", true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let parse = |v: Option<&str>| -> Result<ScalarValue> {
+            let value = match v {
+                None => ScalarValue::try_from(&self.target.arrow_type())?,
+                Some(v) => decode_text(v, &self.target).map_err(crate::error::to_df)?,
+            };
+            Ok(if value.data_type() == self.target.arrow_type() { value } else { value.cast_to(&self.target.arrow_type())? })
+        };
+        match &args.args[0] {
+            ColumnarValue::Scalar(s) => {
+                let text = s.cast_to(&DataType::Utf8)?;
+                let ScalarValue::Utf8(v) = text else { unreachable!("cast to Utf8") };
+                Ok(ColumnarValue::Scalar(parse(v.as_deref())?))
+            }
+            ColumnarValue::Array(a) => {
+                let a = arrow::compute::cast(a, &DataType::Utf8)?;
+                let parsed = crate::types::decode::text_column(a.as_string::<i32>(), &self.target).map_err(|(_, e)| crate::error::to_df(e))?;
+                Ok(ColumnarValue::Array(parsed))
+            }
+        }
+    }
+}
