@@ -1,7 +1,8 @@
 //! Casts from text that Arrow's cast kernels do not do as PostgreSQL does:
 //! to `interval` (PostgreSQL's own syntax: `1 day 03:04:05`, `-1 mons +2
-//! days`, `@ 2 hours ago`), to arrays (`'{1,NULL,3}'::int[]`), and to the
-//! text types Tarn checks and normalises (`uuid`, `json`, `jsonb`, `name`).
+//! days`, `@ 2 hours ago`), to arrays (`'{1,NULL,3}'::int[]`), to `bytea`
+//! (`'\x00ff'` is hex input, not those four characters), and to the text
+//! types Tarn checks and normalises (`uuid`, `json`, `jsonb`, `name`).
 //!
 //! An [`AnalyzerRule`] rewrites `CAST(text AS T)` for those T into
 //! `text_in(text)`, a [`ScalarUDF`] that parses each value with the same
@@ -59,7 +60,7 @@ impl AnalyzerRule for TextCasts {
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = &e else { return Ok(Transformed::no(e)) };
     let target = PgType::from_field(field);
-    if !parsed_from_text_by_tarn(&target) || target == PgType::Bytea {
+    if !parsed_from_text_by_tarn(&target) {
         return Ok(Transformed::no(e));
     }
     let is_text = matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
@@ -81,7 +82,9 @@ struct TextIn {
 
 impl TextIn {
     fn new(target: PgType) -> TextIn {
-        TextIn { target, signature: Signature::string(1, Volatility::Immutable) }
+        // Stable, not Immutable: constant folding would turn `text_in('…')`
+        // into a bare literal and lose the result's type tag (jsonb, uuid).
+        TextIn { target, signature: Signature::string(1, Volatility::Stable) }
     }
 }
 
