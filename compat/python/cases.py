@@ -54,3 +54,15 @@ def same(sql_type, want, got):
 
 def table_name(prefix, sql_type):
     return prefix + "_" + "".join(c if c.isalnum() else "_" for c in sql_type).strip("_")
+
+
+def assert_round_trip(sql_type, sent, got, decode=lambda v: v):
+    """`got` (id, value) rows, ordered by id, hold exactly the `sent` (id, value)
+    pairs; `decode` turns a received value into Python first (asyncpg's json text)."""
+    assert [r[0] for r in got] == [i for i, _ in sent]
+    for (_, want), (_, value) in zip(sent, got):
+        if want is None:
+            assert value is None
+        else:
+            value = decode(value)
+            assert same(sql_type, want, value), f"{sql_type}: sent {want!r}, got {value!r}"

@@ -6,7 +6,7 @@ import json
 import asyncpg
 import pytest
 
-from cases import CASES, same, table_name
+from cases import CASES, assert_round_trip, table_name
 
 
 def run(coro):
@@ -37,16 +37,8 @@ def test_type_round_trip(target, sql_type, values):
             rows = list(enumerate(values + [None]))
             await conn.executemany(f"INSERT INTO {name} (id, v) VALUES ($1, $2)", [(i, to_asyncpg(sql_type, v)) for i, v in rows])
             got = await conn.fetch(f"SELECT id, v FROM {name} ORDER BY id")
-            assert [r["id"] for r in got] == [i for i, _ in rows]
-            for (i, want), r in zip(rows, got):
-                if want is None:
-                    assert r["v"] is None
-                else:
-                    value = r["v"]
-                    if sql_type in ("json", "jsonb"):
-                        assert json.loads(value) == want
-                    else:
-                        assert same(sql_type, want, value), f"{sql_type}: sent {want!r}, got {value!r}"
+            decode = json.loads if sql_type in ("json", "jsonb") else (lambda v: v)
+            assert_round_trip(sql_type, rows, [(r["id"], r["v"]) for r in got], decode)
             await conn.execute(f"DROP TABLE {name}")
         finally:
             await conn.close()

@@ -5,7 +5,7 @@ import psycopg2.errors as errors
 import psycopg2.extras
 import pytest
 
-from cases import CASES, same, table_name
+from cases import CASES, assert_round_trip, table_name
 from conftest import dsn
 
 psycopg2.extras.register_uuid()
@@ -29,13 +29,7 @@ def test_type_round_trip(target, sql_type, values):
                 v = str(v)
             cur.execute(f"INSERT INTO {name} (id, v) VALUES (%s, CAST(%s AS {sql_type}))", (i, v))
         cur.execute(f"SELECT id, v FROM {name} ORDER BY id")
-        got = cur.fetchall()
-        assert [r[0] for r in got] == [i for i, _ in rows]
-        for (i, want), (_, value) in zip(rows, got):
-            if want is None:
-                assert value is None
-            else:
-                assert same(sql_type, want, value), f"{sql_type}: sent {want!r}, got {value!r}"
+        assert_round_trip(sql_type, rows, cur.fetchall())
         cur.execute(f"DROP TABLE {name}")
     finally:
         conn.close()

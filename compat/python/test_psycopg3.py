@@ -5,7 +5,7 @@ import pytest
 from psycopg import errors
 from psycopg.types.json import Json, Jsonb
 
-from cases import CASES, same, table_name
+from cases import CASES, assert_round_trip, table_name
 from conftest import dsn
 
 
@@ -34,13 +34,7 @@ def test_type_round_trip(target, sql_type, values, binary):
             fmt = "%b" if binary else "%t"
             cur.executemany(f"INSERT INTO {name} (id, v) VALUES (%s, {fmt})", [(i, wrap(sql_type, v)) for i, v in rows])
             cur.execute(f"SELECT id, v FROM {name} ORDER BY id")
-            got = cur.fetchall()
-            assert [r[0] for r in got] == [i for i, _ in rows]
-            for (i, want), (_, value) in zip(rows, got):
-                if want is None:
-                    assert value is None
-                else:
-                    assert same(sql_type, want, value), f"{sql_type}: sent {want!r}, got {value!r}"
+            assert_round_trip(sql_type, rows, cur.fetchall())
             # The value compares equal to itself as a parameter, server side.
             if sql_type not in ("json", "real", "double precision") and not sql_type.endswith("[]") and values:
                 cur.execute(f"SELECT count(*) FROM {name} WHERE v = {fmt}", [wrap(sql_type, values[0])])
