@@ -196,7 +196,8 @@ pub async fn conform_lance(ds: &Dataset, def: &TableDef, renames: &[(String, Str
         .columns
         .iter()
         .filter_map(|c| {
-            let want = c.pg_type().arrow_type();
+            // Compared in Lance's own terms (an interval is a struct there).
+            let want = super::lance_types::lance_type(&c.pg_type().arrow_type());
             let have = arrow_schema.field_with_name(&c.name).ok()?.data_type().clone();
             (have != want).then(|| ColumnAlteration::new(c.name.clone()).cast_to(want))
         })
