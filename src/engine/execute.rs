@@ -43,7 +43,8 @@ impl Output {
 /// Plan a statement DataFusion runs.
 pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
     let state = session.context().state();
-    Ok(state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await?)
+    let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await?;
+    Ok(super::text_casts::tag_result_casts(plan)?)
 }
 
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {

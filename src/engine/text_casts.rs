@@ -36,6 +36,47 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules
 }
 
+/// Give a result column that is a cast to a tagged type (`'…'::jsonb`,
+/// `x::uuid`, `1.5::numeric`) its tag, by an alias carrying the metadata:
+/// DataFusion's `Cast` keeps the tag in its target field but not in the
+/// plan's schema, and RowDescription is built from that schema. Applied to
+/// each freshly planned statement, so Describe and Execute agree.
+pub fn tag_result_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::common::metadata::FieldMetadata;
+    use datafusion::logical_expr::expr::Alias;
+    let tagged = |e: &Expr| match e {
+        Expr::Cast(Cast { field, .. }) if field.metadata().contains_key(crate::types::PG_TYPE_METADATA_KEY) => {
+            Some(FieldMetadata::from(field.metadata()))
+        }
+        _ => None,
+    };
+    plan.transform_up(|plan| {
+        let LogicalPlan::Projection(_) = &plan else { return Ok(Transformed::no(plan)) };
+        let mut changed = false;
+        let plan = plan
+            .map_expressions(|e| {
+                let out = match e {
+                    Expr::Alias(Alias { expr, relation, name, metadata: None }) if tagged(&expr).is_some() => {
+                        let metadata = tagged(&expr);
+                        Transformed::yes(Expr::Alias(Alias { expr, relation, name, metadata }))
+                    }
+                    e => match tagged(&e) {
+                        Some(metadata) => {
+                            let name = e.schema_name().to_string();
+                            Transformed::yes(e.alias_with_metadata(name, Some(metadata)))
+                        }
+                        None => Transformed::no(e),
+                    },
+                };
+                changed |= out.transformed;
+                Ok(out)
+            })?
+            .data;
+        Ok(if changed { Transformed::yes(plan.recompute_schema()?) } else { Transformed::no(plan) })
+    })
+    .map(|t| t.data)
+}
+
 #[derive(Debug, Default)]
 pub struct TextCasts;
 

@@ -26,7 +26,11 @@ impl TypePlanner for PgTypePlanner {
                 .with_metadata(HashMap::from([(PG_TYPE_METADATA_KEY.to_string(), pg.name())]))
         };
         Ok(match &pg {
-            PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Oid | PgType::Time => Some(Arc::new(tagged(&pg))),
+            // Unconstrained numeric is tagged so its values print with their
+            // own digits (trailing storage zeros trimmed), as PostgreSQL's do.
+            PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Oid | PgType::Time | PgType::Numeric(None) => {
+                Some(Arc::new(tagged(&pg)))
+            }
             PgType::Array(elem) if matches!(**elem, PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Oid | PgType::Time) => {
                 Some(Arc::new(tagged(&pg)))
             }
