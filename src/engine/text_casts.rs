@@ -156,8 +156,10 @@ impl ScalarUDFImpl for TextIn {
         };
         match &args.args[0] {
             ColumnarValue::Scalar(s) => {
-                let text = s.cast_to(&DataType::Utf8)?;
-                let ScalarValue::Utf8(v) = text else { unreachable!("cast to Utf8") };
+                let v = match s.cast_to(&DataType::Utf8)? {
+                    ScalarValue::Utf8(v) => v,
+                    other => return Err(crate::error::to_df(crate::error::TarnError::internal(format!("text_in got {other:?}")))),
+                };
                 Ok(ColumnarValue::Scalar(parse(v.as_deref())?))
             }
             ColumnarValue::Array(a) => {

@@ -200,12 +200,12 @@ pub fn classify(stmt: Statement) -> Result<Command> {
         }
         Statement::Vacuum(v) => Command::Vacuum { table: v.table_name.as_ref().map(qualified_name).transpose()? },
         Statement::Declare { mut stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
-            let d = stmts.remove(0);
+            let mut d = stmts.remove(0);
             if d.scroll == Some(true) {
                 return Err(TarnError::not_supported("SCROLL cursors are not supported yet; cursors move forward only"));
             }
+            let Some(query) = d.for_query.take() else { return Err(TarnError::syntax("DECLARE … CURSOR needs FOR query")) };
             let [name] = <[_; 1]>::try_from(d.names).map_err(|_| TarnError::syntax("DECLARE names one cursor"))?;
-            let query = d.for_query.expect("checked above");
             Command::DeclareCursor { name: normalize_ident(&name), hold: d.hold == Some(true), query: Box::new(Statement::Query(query)) }
         }
         Statement::Fetch { name, direction, into: None, .. } => fetch_command(normalize_ident(&name), direction)?,
