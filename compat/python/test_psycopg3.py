@@ -127,6 +127,45 @@ def test_copy(target):
             assert out == [("0", None), ("1", "name 1"), ("2", "name 2")]
 
 
+def test_copy_binary(target):
+    """COPY in PostgreSQL's binary format both ways, every common type;
+    a malformed stream is refused with 22P04 and keeps nothing."""
+    import datetime
+    import decimal
+    import uuid
+    with connect(target) as conn:
+        conn.execute("DROP TABLE IF EXISTS pg3_copy_bin")
+        conn.execute("CREATE TABLE pg3_copy_bin (id int8 PRIMARY KEY, ok bool, small int2, n numeric(12,3), x float8, "
+                     "label text, raw bytea, day date, at timestamptz, u uuid, tags text[])")
+        types = ["int8", "bool", "int2", "numeric", "float8", "text", "bytea", "date", "timestamptz", "uuid", "text[]"]
+        rows = [
+            (i, i % 2 == 0, i - 3, decimal.Decimal(f"{i}.125"), i * 0.5, f"label {i}" if i % 3 else None, bytes([i, 0, 255]),
+             datetime.date(2026, 1, 1 + i), datetime.datetime(2026, 1, 1, 12, i, tzinfo=datetime.timezone.utc),
+             uuid.UUID(int=i), ["a", None, f"t{i}"])
+            for i in range(6)
+        ]
+        with conn.cursor() as cur:
+            with cur.copy("COPY pg3_copy_bin FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for r in rows:
+                    copy.write_row(r)
+            assert cur.rowcount == 6
+            with cur.copy("COPY (SELECT * FROM pg3_copy_bin ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                back = list(copy.rows())
+            assert back == rows
+            with cur.copy("COPY (SELECT id FROM pg3_copy_bin WHERE false) TO STDOUT WITH (FORMAT binary)") as copy:
+                raw = b"".join(bytes(b) for b in copy)
+            assert raw == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"  # header, no tuples, trailer
+            assert cur.rowcount == 0
+        with pytest.raises(psycopg.errors.BadCopyFileFormat):
+            with conn.cursor() as cur:
+                with cur.copy("COPY pg3_copy_bin (id) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x01\x00\x00\x00\x08" + b"\x00" * 7 + b"\x2a"
+                               + b"\x00\x01\x00\x00\x00\x03ab")
+        assert conn.execute("SELECT count(*) FROM pg3_copy_bin").fetchone() == (6,)
+
+
 def test_settings_and_parameter_status(target):
     with connect(target) as conn:
         conn.execute("SET application_name = 'compat-suite'")

@@ -9,8 +9,12 @@
 //! COPY is one atomic write: the rows commit together when the data ends
 //! (autocommit) or with the block, and nothing is kept if any row fails.
 //!
+//! In the binary format (`types::copy_binary`) each field is decoded with
+//! the binary parameter codecs instead, value by value.
+//!
 //! `COPY … TO STDOUT`: the table or query runs like a SELECT; each row
-//! becomes one text or CSV line.
+//! becomes one text or CSV line, or one binary tuple (the file header goes
+//! with the first).
 
 use std::sync::Arc;
 
@@ -28,7 +32,9 @@ use crate::sql::copy::{Copy, CopyToSource};
 use crate::storage::table::Table;
 use crate::types::PgType;
 use crate::types::copy::{CopyFormat, CopyOptions, Fields, RowReader, write_csv_field, write_text_field};
-use crate::types::decode::decode_text;
+use crate::types::copy_binary::{self, BinaryFields, BinaryRowReader};
+use crate::types::decode::{decode_param, decode_text};
+use datafusion::scalar::ScalarValue;
 use crate::types::encode::{Format, encode_column};
 
 /// Rows converted and staged at a time.
@@ -45,13 +51,31 @@ pub struct CopyIn {
     /// Per table column not copied: its DEFAULT.
     defaults: Vec<Option<DefaultFn>>,
     field_names: Vec<String>,
-    reader: RowReader,
-    fields: Fields,
-    /// The text of each COPY field for the rows gathered so far.
+    reader: Reader,
+    /// The text of each COPY field for the rows gathered so far (text, CSV).
     text: Vec<StringBuilder>,
+    /// The decoded value of each COPY field for the rows gathered so far (binary).
+    values: Vec<Vec<ScalarValue>>,
+    /// Each field's type (binary fields are decoded as it).
+    field_types: Vec<PgType>,
     /// The line each gathered row started on.
     lines: Vec<u64>,
     rows: u64,
+}
+
+/// The row parser of the COPY's format.
+enum Reader {
+    Text(RowReader, Fields),
+    Binary(BinaryRowReader, BinaryFields),
+}
+
+impl Reader {
+    fn line(&self) -> u64 {
+        match self {
+            Reader::Text(r, _) => r.line(),
+            Reader::Binary(r, _) => r.line(),
+        }
+    }
 }
 
 /// Start `COPY … FROM STDIN`; the session keeps the returned state until the
@@ -87,13 +111,22 @@ pub fn start_copy_in(session: &Session, schema: &str, table_name: &str, columns:
         })
         .collect::<Result<Vec<_>>>()?;
     let text = field_names.iter().map(|_| StringBuilder::new()).collect();
+    let field_types = field_names
+        .iter()
+        .map(|n| def.columns.iter().find(|c| &c.name == n).map(|c| c.pg_type()).expect("checked above"))
+        .collect();
+    let reader = match options.format {
+        CopyFormat::Binary => Reader::Binary(BinaryRowReader::new(), BinaryFields::default()),
+        _ => Reader::Text(RowReader::new(options), Fields::default()),
+    };
     Ok(CopyIn {
         table,
         field_of,
         defaults,
+        values: field_names.iter().map(|_| Vec::new()).collect(),
+        field_types,
         field_names,
-        reader: RowReader::new(options),
-        fields: Fields::default(),
+        reader,
         text,
         lines: Vec::with_capacity(BATCH_ROWS),
         rows: 0,
@@ -106,10 +139,17 @@ impl CopyIn {
         self.field_names.len()
     }
 
+    pub fn is_binary(&self) -> bool {
+        matches!(self.reader, Reader::Binary(..))
+    }
+
     /// Take one CopyData payload; full batches are staged in the session's
     /// transaction.
     pub async fn push(&mut self, session: &Session, data: &[u8]) -> Result<()> {
-        self.reader.push(data);
+        match &mut self.reader {
+            Reader::Text(r, _) => r.push(data),
+            Reader::Binary(r, _) => r.push(data),
+        }
         self.read_rows(session, false).await
     }
 
@@ -122,11 +162,17 @@ impl CopyIn {
 
     async fn read_rows(&mut self, session: &Session, at_end: bool) -> Result<()> {
         loop {
-            let more = self.reader.next_row(&mut self.fields, at_end).map_err(|e| self.in_context(e))?;
-            if !more {
+            let more = match &mut self.reader {
+                Reader::Text(r, f) => r.next_row(f, at_end),
+                Reader::Binary(r, f) => r.next_row(f, at_end),
+            };
+            if !more.map_err(|e| self.in_context(e))? {
                 return Ok(());
             }
-            self.gather_row()?;
+            match &self.reader {
+                Reader::Text(..) => self.gather_row()?,
+                Reader::Binary(..) => self.gather_binary_row()?,
+            }
             if self.lines.len() >= BATCH_ROWS {
                 self.stage(session).await?;
             }
@@ -135,20 +181,61 @@ impl CopyIn {
 
     /// Append the current row's fields to the column text builders.
     fn gather_row(&mut self) -> Result<()> {
+        let Reader::Text(_, fields) = &self.reader else { return Err(TarnError::internal("COPY reader is not text")) };
         let width = self.width();
-        if self.fields.len() != width {
-            let message = if self.fields.len() > width {
+        if fields.len() != width {
+            let message = if fields.len() > width {
                 "extra data after last expected column".to_string()
             } else {
-                format!("missing data for column \"{}\"", self.field_names[self.fields.len()])
+                format!("missing data for column \"{}\"", self.field_names[fields.len()])
             };
             return Err(self.in_context(TarnError::new(sqlstate::BAD_COPY_FILE_FORMAT, message)));
         }
         for (i, builder) in self.text.iter_mut().enumerate() {
-            builder.append_option(self.fields.get(i));
+            builder.append_option(fields.get(i));
         }
         self.lines.push(self.reader.line());
         Ok(())
+    }
+
+    /// Decode the current binary tuple's fields (each in its column's binary form).
+    fn gather_binary_row(&mut self) -> Result<()> {
+        let Reader::Binary(_, fields) = &self.reader else { return Err(TarnError::internal("COPY reader is not binary")) };
+        if fields.len() != self.width() {
+            let e = TarnError::new(sqlstate::BAD_COPY_FILE_FORMAT, format!("row field count is {}, expected {}", fields.len(), self.width()));
+            return Err(self.in_context(e));
+        }
+        let mut row = Vec::with_capacity(fields.len());
+        for (i, ty) in self.field_types.iter().enumerate() {
+            let value = decode_param(fields.get(i), &ty.wire_type(), Format::Binary)
+                .and_then(|v| if v.data_type() == ty.arrow_type() { Ok(v) } else { Ok(v.cast_to(&ty.arrow_type())?) })
+                .map_err(|e| e.with_context(format!("COPY {}, line {}, column {}", self.table.def.name, self.reader.line(), self.field_names[i])))?;
+            row.push(value);
+        }
+        for (values, v) in self.values.iter_mut().zip(row) {
+            values.push(v);
+        }
+        self.lines.push(self.reader.line());
+        Ok(())
+    }
+
+    /// The gathered rows of each COPY field, as its column's type.
+    fn field_arrays(&mut self) -> Result<Vec<ArrayRef>> {
+        if self.is_binary() {
+            let types = &self.field_types;
+            return self
+                .values
+                .iter_mut()
+                .zip(types)
+                .map(|(values, ty)| {
+                    let taken = std::mem::take(values);
+                    Ok(if taken.is_empty() { new_null_array(&ty.arrow_type(), 0) } else { ScalarValue::iter_to_array(taken)? })
+                })
+                .collect();
+        }
+        let text: Vec<StringArray> = self.text.iter_mut().map(|b| b.finish()).collect();
+        let field_types = self.field_types.clone();
+        text.iter().zip(&field_types).enumerate().map(|(f, (t, ty))| self.convert(t, ty, f)).collect()
     }
 
     /// Convert the gathered rows to the table's types and add them to the
@@ -158,12 +245,12 @@ impl CopyIn {
         if n == 0 {
             return Ok(());
         }
-        let text: Vec<StringArray> = self.text.iter_mut().map(|b| b.finish()).collect();
+        let mut fields = self.field_arrays()?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.field_of.len());
         for (i, column) in self.table.def.columns.iter().enumerate() {
             let ty = column.pg_type();
             columns.push(match (self.field_of[i], &self.defaults[i]) {
-                (Some(f), _) => self.convert(&text[f], &ty, f)?,
+                (Some(f), _) => std::mem::replace(&mut fields[f], new_null_array(&ty.arrow_type(), 0)),
                 (None, Some(default)) => default(n)?,
                 (None, None) => new_null_array(&ty.arrow_type(), n),
             });
@@ -231,9 +318,9 @@ pub async fn run(session: &Session, copy: Copy) -> Result<Output> {
     match copy {
         Copy::From { schema, table, columns, options } => {
             let copy_in = start_copy_in(session, &schema, &table, &columns, options)?;
-            let columns = copy_in.width();
+            let (columns, binary) = (copy_in.width(), copy_in.is_binary());
             session.begin_copy_in(copy_in);
-            Ok(Output::CopyIn { columns })
+            Ok(Output::CopyIn { columns, binary })
         }
         Copy::To { source, options } => copy_out(session, source, options).await,
     }
@@ -264,6 +351,9 @@ async fn copy_out(session: &Session, source: CopyToSource, options: CopyOptions)
     let types: Vec<PgType> = schema.fields().iter().map(|f| PgType::from_field(f)).collect();
     let encode = session.encode_options();
     let columns = types.len();
+    if options.format == CopyFormat::Binary {
+        return Ok(Output::CopyOut { columns, binary: true, rows: binary_tuples(stream, types, encode) });
+    }
     let header = options.header.then(|| {
         let mut line = vec![];
         let names: Vec<&[u8]> = schema.fields().iter().map(|f| f.name().as_bytes()).collect();
@@ -281,7 +371,62 @@ async fn copy_out(session: &Session, source: CopyToSource, options: CopyOptions)
         Some(h) => Box::pin(futures::stream::iter([Ok(h)]).chain(lines)),
         None => Box::pin(lines),
     };
-    Ok(Output::CopyOut { columns, rows })
+    Ok(Output::CopyOut { columns, binary: false, rows })
+}
+
+/// A query's rows as binary COPY data: the header with the first tuple (or
+/// alone, if there are none), one tuple per chunk, then the trailer.
+fn binary_tuples(stream: datafusion::physical_plan::SendableRecordBatchStream, types: Vec<PgType>, encode: crate::types::encode::EncodeOptions) -> BoxStream<'static, Result<Vec<u8>>> {
+    let mut header = Some(copy_binary::header());
+    let tuples = stream.flat_map(move |batch| {
+        let out: Vec<Result<Vec<u8>>> = match batch.map_err(TarnError::from).and_then(|b| {
+            let encoded = b.columns().iter().zip(&types).map(|(a, ty)| encode_column(a, ty, Format::Binary, &encode)).collect::<Result<Vec<_>>>()?;
+            Ok((0..b.num_rows())
+                .map(|row| {
+                    let mut tuple = header.take().unwrap_or_default();
+                    copy_binary::write_tuple(&mut tuple, encoded.iter().map(|c| c.cell(row)));
+                    tuple
+                })
+                .collect::<Vec<_>>())
+        }) {
+            Ok(tuples) => tuples.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(out)
+    });
+    // The header goes out alone when no tuple took it.
+    let tuples = Box::pin(tuples);
+    let ending = futures::stream::once(async { Ok(copy_binary::TRAILER.to_vec()) });
+    Box::pin(HeaderIfEmpty { inner: tuples, sent_any: false, done: false }.chain(ending))
+}
+
+/// Prepends the binary header when the stream ends without a tuple.
+struct HeaderIfEmpty {
+    inner: BoxStream<'static, Result<Vec<u8>>>,
+    sent_any: bool,
+    done: bool,
+}
+
+impl futures::Stream for HeaderIfEmpty {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                self.sent_any = true;
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                if self.sent_any { Poll::Ready(None) } else { Poll::Ready(Some(Ok(copy_binary::header()))) }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// One line per row of `batch`.

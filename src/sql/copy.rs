@@ -34,9 +34,6 @@ pub fn copy(source: CopySource, to: bool, target: CopyTarget, options: &[CopyOpt
         _ => return Err(TarnError::syntax(format!("COPY {} {target} is not valid", if to { "TO" } else { "FROM" }))),
     }
     let options = copy_options(options, legacy)?;
-    if options.format == CopyFormat::Binary {
-        return Err(TarnError::not_supported("COPY … (FORMAT binary) is not supported yet; use text or csv"));
-    }
     let columns = |cols: &[ast::Ident]| cols.iter().map(normalize_ident).collect::<Vec<_>>();
     match source {
         CopySource::Table { table_name, columns: cols } => {
@@ -115,6 +112,14 @@ fn copy_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<C
             other => return Err(TarnError::not_supported(format!("COPY option {other} is not supported"))),
         }
     }
+    if format == CopyFormat::Binary {
+        let defaults = CopyOptions::new(CopyFormat::Binary);
+        for (set, what) in [(opts.delimiter != defaults.delimiter, "DELIMITER"), (opts.null != defaults.null, "NULL"), (opts.header, "HEADER")] {
+            if set {
+                return Err(TarnError::syntax(format!("cannot specify {what} in BINARY mode")));
+            }
+        }
+    }
     if format != CopyFormat::Csv {
         if quote_set {
             return Err(TarnError::not_supported("COPY quote available only in CSV mode"));
@@ -170,6 +175,7 @@ mod tests {
         assert_eq!(code("COPY t FROM STDIN WITH (QUOTE '\"')"), sqlstate::FEATURE_NOT_SUPPORTED);
         assert_eq!(code("COPY t FROM '/etc/passwd'"), sqlstate::FEATURE_NOT_SUPPORTED);
         assert_eq!(code("COPY t FROM STDIN WITH (FORMAT csv, DELIMITER '\"')"), sqlstate::INVALID_PARAMETER_VALUE);
-        assert_eq!(code("COPY t FROM STDIN WITH (FORMAT binary)"), sqlstate::FEATURE_NOT_SUPPORTED);
+        assert_eq!(code("COPY t FROM STDIN WITH (FORMAT binary, DELIMITER ',')"), sqlstate::SYNTAX_ERROR);
+        assert!(parse("COPY t FROM STDIN WITH (FORMAT binary)").is_ok());
     }
 }

@@ -22,34 +22,47 @@ use super::query::{QueryHandler, session_of, wire_status};
 use crate::engine::execute::Output;
 use crate::error::Result;
 
-/// The CopyInResponse of `COPY … FROM STDIN` (text format, `columns` wide).
-pub fn copy_in_response(columns: usize) -> CopyResponse {
-    CopyResponse::new(0, columns, futures::stream::empty())
+fn format_code(binary: bool) -> i8 {
+    i8::from(binary)
+}
+
+/// The CopyInResponse of `COPY … FROM STDIN` (`columns` wide).
+pub fn copy_in_response(columns: usize, binary: bool) -> CopyResponse {
+    CopyResponse::new(format_code(binary), columns, futures::stream::empty())
 }
 
 /// The CopyOutResponse of `COPY … TO STDOUT` for the extended protocol,
-/// where pgwire sends it.
-pub fn copy_out_response(columns: usize, rows: BoxStream<'static, Result<Vec<u8>>>) -> CopyResponse {
-    CopyResponse::new(0, columns, rows.map(|line| line.map(|l| CopyData::new(Bytes::from(l))).map_err(to_pgwire)))
+/// where pgwire sends it. (pgwire counts every CopyData but the binary
+/// trailer for the tag, so a binary COPY of no rows — a header alone — is
+/// tagged `COPY 1` there; the simple protocol's sender below counts right.)
+pub fn copy_out_response(columns: usize, binary: bool, rows: BoxStream<'static, Result<Vec<u8>>>) -> CopyResponse {
+    CopyResponse::new(format_code(binary), columns, rows.map(|line| line.map(|l| CopyData::new(Bytes::from(l))).map_err(to_pgwire)))
+}
+
+/// Whether a COPY TO chunk carries a row (not the binary header alone or the trailer).
+fn is_row(chunk: &[u8]) -> bool {
+    let header_alone = chunk.len() == 19 && chunk.starts_with(crate::types::copy_binary::SIGNATURE);
+    !(header_alone || chunk == crate::types::copy_binary::TRAILER)
 }
 
 /// Send `COPY … TO STDOUT` over the simple protocol. An error mid-stream is
 /// an ErrorResponse after the rows sent, as PostgreSQL does (pgwire's own
 /// sender would answer with CopyFail, a frontend message). Returns false if
 /// the statement failed.
-pub async fn send_copy_out<C>(client: &mut C, columns: usize, mut rows: BoxStream<'static, Result<Vec<u8>>>) -> PgWireResult<bool>
+pub async fn send_copy_out<C>(client: &mut C, columns: usize, binary: bool, mut rows: BoxStream<'static, Result<Vec<u8>>>) -> PgWireResult<bool>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    client.send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(0, columns as i16, vec![0; columns]))).await?;
+    let format = format_code(binary);
+    client.send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(format, columns as i16, vec![i16::from(format); columns]))).await?;
     let mut count = 0u64;
     while let Some(line) = rows.next().await {
         match line {
             Ok(line) => {
+                count += u64::from(is_row(&line));
                 client.feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(line)))).await?;
-                count += 1;
             }
             Err(e) => {
                 client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
