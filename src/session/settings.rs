@@ -21,6 +21,8 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("integer_datetimes", "on", true),
     ("IntervalStyle", "postgres", true),
     ("is_superuser", "on", true),
+    // Tarn has no JIT; asyncpg turns PostgreSQL's off on connect.
+    ("jit", "off", false),
     ("max_identifier_length", "63", false),
     ("search_path", "\"$user\", public", false),
     ("server_encoding", "UTF8", true),
@@ -133,9 +135,15 @@ impl Settings {
         (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
-    /// The session TimeZone as an offset from UTC, in seconds.
+    /// The session TimeZone as an offset from UTC, in seconds, when it is a fixed one.
     pub fn utc_offset_secs(&self) -> i32 {
         parse_fixed_zone(&self.values["timezone"].1).unwrap_or(0)
+    }
+
+    /// The session TimeZone when it is a named zone (not a fixed offset).
+    pub fn named_zone(&self) -> Option<chrono_tz::Tz> {
+        let zone = &self.values["timezone"].1;
+        if parse_fixed_zone(zone).is_some() { None } else { named_zone(zone) }
     }
 }
 
@@ -154,10 +162,12 @@ fn validate(name: &str, value: String) -> Result<String> {
             if v == "UTF8" || v == "UNICODE" { Ok("UTF8".into()) } else { Err(invalid(name, &value)) }
         }
         "TimeZone" => {
-            // Named zones other than UTC need a zone database; fixed offsets
-            // are exact.
-            parse_fixed_zone(&value).map(|_| value.clone()).ok_or_else(|| {
-                invalid(name, &value).with_hint("Tarn accepts UTC and fixed offsets such as '+05:30' for now")
+            if parse_fixed_zone(&value).is_some() {
+                return Ok(value);
+            }
+            // IANA names, case-insensitively, shown as the database spells them.
+            named_zone(&value).map(|tz| tz.name().to_string()).ok_or_else(|| {
+                invalid(name, &value).with_hint("Use an IANA zone name such as 'Europe/Oslo', UTC, or a fixed offset such as '+05:30'.")
             })
         }
         "extra_float_digits" => match value.parse::<i32>() {
@@ -223,6 +233,14 @@ pub fn format_millis(ms: u64) -> String {
 
 /// `UTC`, `GMT`, `Z`, `+05:30`, `-3`, `UTC+2` → seconds east of UTC.
 /// (POSIX-style `UTC+2` means two hours *west*, as in PostgreSQL.)
+/// An IANA zone by name, case-insensitively.
+pub fn named_zone(zone: &str) -> Option<chrono_tz::Tz> {
+    // (chrono-tz's own case-insensitive parse is behind a feature that would
+    // rebuild arrow; a scan of the ~600 names is cheap at SET time.)
+    let zone = zone.trim();
+    zone.parse::<chrono_tz::Tz>().ok().or_else(|| chrono_tz::TZ_VARIANTS.iter().copied().find(|tz| tz.name().eq_ignore_ascii_case(zone)))
+}
+
 pub fn parse_fixed_zone(zone: &str) -> Option<i32> {
     let z = zone.trim();
     let upper = z.to_ascii_uppercase();

@@ -35,8 +35,23 @@ pub enum Format {
 /// Session settings that change how values print.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeOptions {
-    /// The session TimeZone as a fixed UTC offset in seconds (timestamptz output).
+    /// The session TimeZone as a fixed UTC offset in seconds (timestamptz
+    /// output), when it is one.
     pub utc_offset_secs: i32,
+    /// The session TimeZone when it is a named zone: the offset then
+    /// depends on the instant (daylight saving time).
+    pub zone: Option<chrono_tz::Tz>,
+}
+
+impl EncodeOptions {
+    /// The session zone's offset from UTC at `micros` since the Unix epoch.
+    pub fn offset_at(&self, micros: i64) -> i32 {
+        use chrono::{Offset, TimeZone};
+        match (self.zone, chrono::DateTime::from_timestamp_micros(micros)) {
+            (Some(tz), Some(at)) => tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc(),
+            _ => self.utc_offset_secs,
+        }
+    }
 }
 
 /// One column's cells, each already framed with its length prefix.
@@ -161,7 +176,7 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
             let arr: &StringArray = a.as_string();
             col.fill(a, |i, out| out.extend_from_slice(arr.value(i).as_bytes()))
         }
-        (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name, _) => {
+        (PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char, _) => {
             // Types outside Tarn's set: Arrow's display form, sent as text.
             let formatter = ArrayFormatter::try_new(a, &FormatOptions::default())?;
             col.fill(a, |i, out| {
@@ -229,7 +244,7 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
             col.fill(a, |i, out| {
                 let micros = arr.value(i);
                 match format {
-                    Format::Text if with_tz => write_timestamptz_text(out, micros, opts.utc_offset_secs),
+                    Format::Text if with_tz => write_timestamptz_text(out, micros, opts.offset_at(micros)),
                     Format::Text => write_timestamp_text(out, micros),
                     Format::Binary => out.extend_from_slice(&(micros - PG_EPOCH_OFFSET_MICROS).to_be_bytes()),
                 }
@@ -490,8 +505,15 @@ mod tests {
         assert_eq!(text_cells(a.clone(), PgType::Timestamp), vec![s("2026-01-02 03:04:05"), s("2026-01-02 03:04:05.123")]);
         let tz: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![ts]).with_timezone("UTC"));
         assert_eq!(text_cells(tz.clone(), PgType::Timestamptz), vec![s("2026-01-02 03:04:05+00")]);
-        let col = encode_column(&tz, &PgType::Timestamptz, Format::Text, &EncodeOptions { utc_offset_secs: 19800 }).unwrap();
+        let col = encode_column(&tz, &PgType::Timestamptz, Format::Text, &EncodeOptions { utc_offset_secs: 19800, zone: None }).unwrap();
         assert_eq!(&col.cell(0)[4..], b"2026-01-02 08:34:05+05:30");
+        // A named zone's offset follows daylight saving time, per value.
+        let summer = 1_782_900_000_000_000i64; // 2026-07-01 10:00:00 UTC
+        let both: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![ts, summer]).with_timezone("UTC"));
+        let oslo = EncodeOptions { utc_offset_secs: 0, zone: Some(chrono_tz::Europe::Oslo) };
+        let col = encode_column(&both, &PgType::Timestamptz, Format::Text, &oslo).unwrap();
+        assert_eq!(&col.cell(0)[4..], b"2026-01-02 04:04:05+01");
+        assert_eq!(&col.cell(1)[4..], b"2026-07-01 12:00:00+02");
     }
 
     #[test]
