@@ -40,6 +40,9 @@ pub mod sqlstate {
     pub const DATATYPE_MISMATCH: &str = "42804";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const DUPLICATE_SCHEMA: &str = "42P06";
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
+    pub const RESERVED_NAME: &str = "42939";
     pub const GROUPING_ERROR: &str = "42803";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const QUERY_CANCELED: &str = "57014";

@@ -80,10 +80,57 @@ public class PgjdbcCompat {
                 check(t, "fetch size", url, c -> fetchSize(c));
                 check(t, "errors and recovery", url, c -> errors(c, tbl));
             }
+            check(kv[0], "DatabaseMetaData", base, c -> metaData(c, "jdbc_meta_" + kv[0]));
         }
         System.out.println("pgjdbc: known gaps " + knownGaps);
         System.out.println("pgjdbc: " + passed + " passed, " + failed + " failed");
         System.exit(failed == 0 ? 0 : 1);
+    }
+
+    // DatabaseMetaData as DBeaver-style tools browse: schemas, tables,
+    // columns (types, nullability, defaults), primary keys, indexes, imported keys.
+    static void metaData(Connection c, String tbl) throws Exception {
+        try (Statement s = c.createStatement()) {
+            s.execute("DROP TABLE IF EXISTS " + tbl);
+            s.execute("CREATE TABLE " + tbl + " (id integer PRIMARY KEY, name varchar(30) NOT NULL DEFAULT 'n', amount numeric(12,3), at timestamptz)");
+            s.execute("CREATE INDEX " + tbl + "_name_idx ON " + tbl + " (name)");
+        }
+        DatabaseMetaData md = c.getMetaData();
+        eq(15, md.getDatabaseMajorVersion(), "major version");
+        Set<String> schemas = new HashSet<>();
+        try (ResultSet r = md.getSchemas()) { while (r.next()) schemas.add(r.getString("TABLE_SCHEM")); }
+        if (!schemas.containsAll(List.of("public", "pg_catalog", "information_schema"))) throw new AssertionError("schemas: " + schemas);
+        List<String> tables = new ArrayList<>();
+        try (ResultSet r = md.getTables(null, "public", tbl, new String[] {"TABLE"})) {
+            while (r.next()) tables.add(r.getString("TABLE_NAME") + ":" + r.getString("TABLE_TYPE"));
+        }
+        eq(List.of(tbl + ":TABLE"), tables, "getTables");
+        List<String> cols = new ArrayList<>();
+        try (ResultSet r = md.getColumns(null, "public", tbl, "%")) {
+            while (r.next()) {
+                cols.add(r.getString("COLUMN_NAME") + " " + r.getString("TYPE_NAME") + " " + r.getInt("DATA_TYPE") + " size=" + r.getInt("COLUMN_SIZE")
+                        + " digits=" + r.getInt("DECIMAL_DIGITS") + " nullable=" + r.getInt("NULLABLE") + " default=" + r.getString("COLUMN_DEF")
+                        + " pos=" + r.getInt("ORDINAL_POSITION"));
+            }
+        }
+        eq(List.of(
+                "id int4 4 size=10 digits=0 nullable=0 default=null pos=1",
+                "name varchar 12 size=30 digits=0 nullable=0 default='n'::character varying pos=2",
+                "amount numeric 2 size=12 digits=3 nullable=1 default=null pos=3",
+                "at timestamptz 93 size=35 digits=6 nullable=1 default=null pos=4"), cols, "getColumns");
+        List<String> pk = new ArrayList<>();
+        try (ResultSet r = md.getPrimaryKeys(null, "public", tbl)) {
+            while (r.next()) pk.add(r.getString("COLUMN_NAME") + ":" + r.getInt("KEY_SEQ") + ":" + r.getString("PK_NAME"));
+        }
+        eq(List.of("id:1:" + tbl + "_pkey"), pk, "getPrimaryKeys");
+        List<String> idx = new ArrayList<>();
+        try (ResultSet r = md.getIndexInfo(null, "public", tbl, false, false)) {
+            while (r.next()) idx.add(r.getString("INDEX_NAME") + ":" + r.getString("COLUMN_NAME") + ":unique=" + !r.getBoolean("NON_UNIQUE"));
+        }
+        eq(List.of(tbl + "_pkey:id:unique=true", tbl + "_name_idx:name:unique=false"), idx, "getIndexInfo");
+        try (ResultSet r = md.getImportedKeys(null, "public", tbl)) {
+            if (r.next()) throw new AssertionError("getImportedKeys: a foreign key where there is none");
+        }
     }
 
     static void typedRoundTrip(Connection c, String tbl) throws Exception {

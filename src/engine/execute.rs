@@ -29,9 +29,9 @@ pub enum Output {
     Command { tag: String, parameter_status: Option<(String, String)> },
     /// `COPY … FROM STDIN` waits for `columns`-wide data; the session holds
     /// the copy until the data ends.
-    CopyIn { columns: usize },
+    CopyIn { columns: usize, binary: bool },
     /// `COPY … TO STDOUT`: one text/CSV line per row.
-    CopyOut { columns: usize, rows: futures::stream::BoxStream<'static, Result<Vec<u8>>> },
+    CopyOut { columns: usize, binary: bool, rows: futures::stream::BoxStream<'static, Result<Vec<u8>>> },
 }
 
 impl Output {
@@ -96,6 +96,16 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             }
             Ok(Output::tag("DROP INDEX"))
         }
+        Command::CreateSchema { name, if_not_exists } => {
+            session.engine().storage.create_schema(&name, if_not_exists).await?;
+            Ok(Output::tag("CREATE SCHEMA"))
+        }
+        Command::DropSchema { names, if_exists, cascade } => {
+            for name in names {
+                session.engine().storage.drop_schema(&name, if_exists, cascade).await?;
+            }
+            Ok(Output::tag("DROP SCHEMA"))
+        }
         Command::DropView { names, if_exists } => {
             for (schema, name) in names {
                 session.engine().storage.drop_view(&schema, &name, if_exists).await?;
@@ -133,6 +143,17 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             session.apply_time_zone();
             Ok(Output::Command { tag: "SET".into(), parameter_status })
         }
+        Command::Reset { name } => {
+            let parameter_status = match name {
+                Some(name) => session.settings().set(&name, None)?,
+                None => {
+                    session.settings().reset_all();
+                    None
+                }
+            };
+            session.apply_time_zone();
+            Ok(Output::Command { tag: "RESET".into(), parameter_status })
+        }
         Command::Show { name } => show(session, &name),
         Command::Copy(copy) => super::copy::run(session, *copy).await,
         Command::Transaction(_) => Err(TarnError::internal("transaction control is run by the session")),
@@ -145,7 +166,7 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
         Command::Prepare { name, types, stmt } => session.prepare(name, types, *stmt),
         Command::Execute { name, args } => {
             let (stmt, values) = session.bind_prepared(&name, &args).await?;
-            Box::pin(run(session, crate::sql::classify(stmt)?, Some(values))).await
+            Box::pin(run(session, session.classify(stmt)?, Some(values))).await
         }
         Command::Deallocate(name) => session.deallocate(name.as_deref()),
         Command::DiscardAll => session.discard_all(),
@@ -409,7 +430,7 @@ pub(crate) fn postgres_column_names(stmt: &Statement, schema: &Schema) -> Schema
 /// The (name, type) of each result column a statement will produce, without
 /// running it; empty for statements that return no rows.
 pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option<FieldRef>>, SchemaRef)> {
-    let cmd = crate::sql::classify(stmt.clone())?;
+    let cmd = session.classify(stmt.clone())?;
     if let Command::Update(stmt) | Command::Delete(stmt) = &cmd {
         let sel = super::dml::selection(session, stmt)?;
         let plan = plan(session, &sel.query).await?;
@@ -488,5 +509,25 @@ fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
     for (i, t) in params {
         out[i - 1] = t;
     }
+    // `$1::oid[]`: PostgreSQL types a parameter by the cast it meets, where
+    // DataFusion leaves it untyped (asyncpg's introspection binds oid[] so).
+    use datafusion::common::tree_node::TreeNode;
+    plan.apply_with_subqueries(|p| {
+        for e in p.expressions() {
+            e.apply(|e| {
+                if let datafusion::logical_expr::Expr::Cast(datafusion::logical_expr::Cast { expr, field }) = e {
+                    if let datafusion::logical_expr::Expr::Placeholder(ph) = expr.as_ref() {
+                        if let Some(i) = ph.id.trim_start_matches('$').parse::<usize>().ok().filter(|i| (1..=n).contains(i)) {
+                            if out[i - 1].as_ref().is_none_or(|f| f.data_type() == &arrow::datatypes::DataType::Null) {
+                                out[i - 1] = Some(field.clone());
+                            }
+                        }
+                    }
+                }
+                Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })?;
     Ok(out)
 }

@@ -9,6 +9,7 @@ pub mod dml;
 pub mod execute;
 pub mod functions;
 pub mod ids;
+pub mod pg_catalog;
 pub mod returning;
 pub mod text_casts;
 pub mod views;
@@ -26,6 +27,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::storage::Storage;
 use crate::storage::handle::TableHandle;
 use crate::storage::txn::TxnHandle;
+use pg_catalog::SessionInfo;
 
 /// The catalog name DataFusion plans against (one database per server).
 pub const CATALOG: &str = "tarn";
@@ -52,17 +54,18 @@ impl Engine {
 
     /// A fresh DataFusion context for one session, whose tables read and
     /// write through the session's transaction.
-    pub fn session_context(&self, txn: TxnHandle) -> SessionContext {
-        context_over(self.storage.clone(), txn, self.runtime.clone())
+    pub fn session_context(&self, txn: TxnHandle, session: Arc<dyn SessionInfo>) -> SessionContext {
+        context_over(self.storage.clone(), txn, self.runtime.clone(), session)
     }
 }
 
 /// A DataFusion context whose catalog is Tarn's, read through `txn`.
-fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>) -> SessionContext {
+fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>, session: Arc<dyn SessionInfo>) -> SessionContext {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, PUBLIC)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // Tarn serves its own, with PostgreSQL's columns (pg_catalog::information_schema).
+            .with_information_schema(false)
             // `12.50` is numeric in PostgreSQL, not float8.
             .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
@@ -76,8 +79,9 @@ fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>)
             .with_analyzer_rules(text_casts::analyzer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage, txn, runtime }));
+        ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage: storage.clone(), txn, runtime, session: session.clone() }));
         functions::register(&ctx);
+        pg_catalog::functions::register(&ctx, Arc::new(pg_catalog::functions::FnContext { storage, session }));
         ctx
 }
 
@@ -87,6 +91,7 @@ struct TarnCatalog {
     storage: Arc<Storage>,
     txn: TxnHandle,
     runtime: Arc<RuntimeEnv>,
+    session: Arc<dyn SessionInfo>,
 }
 
 impl fmt::Debug for TarnCatalog {
@@ -97,25 +102,45 @@ impl fmt::Debug for TarnCatalog {
 
 impl CatalogProvider for TarnCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec![PUBLIC.to_string()]
+        let mut names = vec![PUBLIC.to_string(), pg_catalog::PG_CATALOG.to_string(), pg_catalog::INFORMATION_SCHEMA.to_string()];
+        names.extend(self.storage.schemas().into_iter().map(|s| s.name));
+        names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == PUBLIC).then(|| {
-            Arc::new(TarnSchema {
+        match name {
+            _ if name == PUBLIC || self.storage.schemas().iter().any(|s| s.name == name) => Some(Arc::new(TarnSchema {
                 storage: self.storage.clone(),
                 txn: self.txn.clone(),
                 runtime: self.runtime.clone(),
+                session: self.session.clone(),
                 name: name.to_string(),
-            }) as _
-        })
+            }) as _),
+            pg_catalog::PG_CATALOG | pg_catalog::INFORMATION_SCHEMA => Some(Arc::new(pg_catalog::SystemSchema {
+                schema: if name == pg_catalog::PG_CATALOG { pg_catalog::PG_CATALOG } else { pg_catalog::INFORMATION_SCHEMA },
+                storage: self.storage.clone(),
+                session: self.session.clone(),
+            }) as _),
+            _ => None,
+        }
     }
+}
+
+/// PostgreSQL searches `pg_catalog` before the search path, so an
+/// unqualified `pg_type` is the system catalog, even in a user schema.
+fn system_table(schema: &TarnSchema, name: &str) -> Option<pg_catalog::SystemSchema> {
+    pg_catalog::SystemTable::find(pg_catalog::PG_CATALOG, name).map(|_| pg_catalog::SystemSchema {
+        schema: pg_catalog::PG_CATALOG,
+        storage: schema.storage.clone(),
+        session: schema.session.clone(),
+    })
 }
 
 struct TarnSchema {
     storage: Arc<Storage>,
     txn: TxnHandle,
     runtime: Arc<RuntimeEnv>,
+    session: Arc<dyn SessionInfo>,
     name: String,
 }
 
@@ -137,8 +162,11 @@ impl SchemaProvider for TarnSchema {
         if name.ends_with(returning::RETURNING) {
             return Ok(self.txn.lock().unwrap().statement.returning.clone());
         }
+        if let Some(system) = system_table(self, name) {
+            return system.table(name).await;
+        }
         if let Some(view) = self.storage.view(&self.name, name) {
-            let ctx = context_over(self.storage.clone(), self.txn.clone(), self.runtime.clone());
+            let ctx = context_over(self.storage.clone(), self.txn.clone(), self.runtime.clone(), self.session.clone());
             return views::provider(&ctx, &view).await.map(Some);
         }
         let (name, with_rowid) = match name.strip_suffix(WITH_ROWID) {
@@ -157,6 +185,7 @@ impl SchemaProvider for TarnSchema {
         }
         self.storage.table(&self.name, name.strip_suffix(WITH_ROWID).unwrap_or(name)).is_some()
             || self.storage.view(&self.name, name).is_some()
+            || system_table(self, name).is_some()
     }
 }
 

@@ -31,9 +31,55 @@ use crate::types::decode::{decode_text, parsed_from_text_by_tarn};
 
 /// The analyzer rules every Tarn session plans with: DataFusion's, then ours.
 pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
-    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    // Before type coercion, which refuses to compare a list with a string.
+    let mut rules: Vec<Arc<dyn AnalyzerRule + Send + Sync>> = vec![Arc::new(super::pg_catalog::FoldEmptyCatalogs), Arc::new(ArrayLiterals)];
+    rules.extend(datafusion::optimizer::Analyzer::new().rules);
     rules.push(Arc::new(TextCasts));
     rules
+}
+
+/// A string literal compared with an array takes the array's type, as an
+/// untyped literal does in PostgreSQL: `pol.polroles = '{0}'` compares two
+/// oid[] values (psql's `\d` asks this). DataFusion's coercion has no rule
+/// for List against Utf8.
+#[derive(Debug, Default)]
+pub struct ArrayLiterals;
+
+impl AnalyzerRule for ArrayLiterals {
+    fn name(&self) -> &str {
+        "tarn_array_literals"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        use datafusion::logical_expr::BinaryExpr;
+        plan.transform_up_with_subqueries(|plan| {
+            let schema = match plan.inputs().as_slice() {
+                [input] => Arc::clone(input.schema()),
+                _ => return Ok(Transformed::no(plan)),
+            };
+            plan.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else { return Ok(Transformed::no(e)) };
+                    let is_text_literal = |x: &Expr| matches!(x, Expr::Literal(ScalarValue::Utf8(_), _));
+                    let list_type = |x: &Expr| match x.get_type(&schema) {
+                        Ok(dt @ DataType::List(_)) => Some(PgType::from_arrow(&dt)),
+                        _ => None,
+                    };
+                    let as_array = |lit: &Expr, ty: PgType| {
+                        let udf = Arc::new(ScalarUDF::new_from_impl(TextIn::new(ty)));
+                        Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![lit.clone()])))
+                    };
+                    let rewritten = match (list_type(left), list_type(right)) {
+                        (Some(ty), None) if is_text_literal(right) => BinaryExpr { left: left.clone(), op: *op, right: as_array(right, ty) },
+                        (None, Some(ty)) if is_text_literal(left) => BinaryExpr { left: as_array(left, ty), op: *op, right: right.clone() },
+                        _ => return Ok(Transformed::no(e)),
+                    };
+                    Ok(Transformed::yes(Expr::BinaryExpr(rewritten)))
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
 }
 
 /// Give a result column that is a cast to a tagged type (`'…'::jsonb`,
@@ -100,6 +146,15 @@ impl AnalyzerRule for TextCasts {
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let Expr::Cast(Cast { expr, field }) = &e else { return Ok(Transformed::no(e)) };
+    // An array cast to text prints as PostgreSQL's `{a,b}`, not Arrow's `[a, b]`.
+    let to_text = matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    if to_text && !field.metadata().contains_key(crate::types::PG_TYPE_METADATA_KEY) {
+        if let Ok(input @ DataType::List(_)) = expr.get_type(schema) {
+            let name = e.schema_name().to_string();
+            let udf = Arc::new(ScalarUDF::new_from_impl(TextOut { input: PgType::from_arrow(&input), signature: Signature::any(1, Volatility::Stable) }));
+            return Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![expr.as_ref().clone()])).alias(name)));
+        }
+    }
     let target = PgType::from_field(field);
     if !parsed_from_text_by_tarn(&target) {
         return Ok(Transformed::no(e));
@@ -112,6 +167,45 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let name = e.schema_name().to_string();
     let udf = Arc::new(ScalarUDF::new_from_impl(TextIn::new(target)));
     Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, vec![expr.as_ref().clone()])).alias(name)))
+}
+
+/// `text_out(value)`: a value as PostgreSQL's text output of its type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextOut {
+    input: PgType,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for TextOut {
+    fn name(&self) -> &str {
+        "text_out"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let array = args.args[0].to_array(n)?;
+        let opts = crate::types::encode::EncodeOptions::default();
+        let encoded = crate::types::encode::encode_column(&array, &self.input, crate::types::encode::Format::Text, &opts).map_err(crate::error::to_df)?;
+        let out: arrow::array::StringArray = (0..array.len())
+            .map(|row| {
+                let cell = encoded.cell(row);
+                if cell[..4] == (-1i32).to_be_bytes() { None } else { Some(String::from_utf8_lossy(&cell[4..]).into_owned()) }
+            })
+            .collect();
+        let out: arrow::array::ArrayRef = Arc::new(out);
+        Ok(match &args.args[0] {
+            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+            ColumnarValue::Array(_) => ColumnarValue::Array(out),
+        })
+    }
 }
 
 /// `text_in(text)`: text parsed as one PostgreSQL type.

@@ -63,7 +63,14 @@ async fn query_columns(session: &Session, query: &ast::Query, listed: &[String],
 
 pub async fn create_view(session: &Session, cv: CreateView) -> Result<Output> {
     let (_, columns) = query_columns(session, &cv.query, &cv.columns, "CREATE VIEW").await?;
-    let view = ViewDef { schema: cv.schema, name: cv.name, sql: cv.query.to_string(), columns: columns.into_iter().map(|(n, _)| n).collect() };
+    let view = ViewDef {
+        id: 0, // assigned by storage
+        schema: cv.schema,
+        name: cv.name,
+        sql: cv.query.to_string(),
+        column_types: columns.iter().map(|(_, dt)| PgType::from_arrow(dt).name()).collect(),
+        columns: columns.into_iter().map(|(n, _)| n).collect(),
+    };
     session.engine().storage.create_view(view, cv.or_replace, cv.if_not_exists).await?;
     Ok(Output::tag("CREATE VIEW"))
 }

@@ -26,7 +26,7 @@ pub use settings::Settings;
 pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
     txn: TxnHandle,
     /// A `COPY … FROM STDIN` waiting for its data.
     copy_in: Mutex<Option<CopyState>>,
@@ -34,6 +34,38 @@ pub struct Session {
     pub cursors: cursor::Cursors,
     /// SQL prepared statements (PREPARE).
     prepared: prepared::PreparedStatements,
+}
+
+/// What the catalogs and catalog functions see of a session.
+struct SessionView {
+    settings: Arc<Mutex<Settings>>,
+    pid: i32,
+}
+
+impl crate::engine::pg_catalog::SessionInfo for SessionView {
+    fn user(&self) -> String {
+        self.settings.lock().unwrap().user.clone()
+    }
+    fn database(&self) -> String {
+        self.settings.lock().unwrap().database.clone()
+    }
+    fn backend_pid(&self) -> i32 {
+        self.pid
+    }
+    fn application_name(&self) -> String {
+        self.settings.lock().unwrap().get("application_name").unwrap_or_default()
+    }
+    fn setting(&self, name: &str) -> Result<String> {
+        self.settings.lock().unwrap().get(name)
+    }
+    fn set_setting(&self, name: &str, value: &str) -> Result<String> {
+        let mut settings = self.settings.lock().unwrap();
+        settings.set(name, Some(value.to_string()))?;
+        settings.get(name)
+    }
+    fn settings(&self) -> Vec<(String, String)> {
+        self.settings.lock().unwrap().all()
+    }
 }
 
 /// A COPY FROM STDIN between its statement and the end of its data.
@@ -45,10 +77,12 @@ enum CopyState {
 }
 
 impl Session {
-    pub fn new(engine: Arc<Engine>, user: &str, database: &str, application_name: &str) -> Session {
+    pub fn new(engine: Arc<Engine>, user: &str, database: &str, application_name: &str, pid: i32) -> Session {
         let txn = Arc::new(Mutex::new(TxnState::new(engine.storage.snapshot())));
-        let ctx = engine.session_context(txn.clone());
-        Session { engine, ctx, settings: Mutex::new(Settings::new(user, database, application_name)), txn, copy_in: Mutex::new(None), cursors: Default::default(), prepared: Default::default() }
+        let settings = Arc::new(Mutex::new(Settings::new(user, database, application_name)));
+        let info = Arc::new(SessionView { settings: settings.clone(), pid });
+        let ctx = engine.session_context(txn.clone(), info);
+        Session { engine, ctx, settings, txn, copy_in: Mutex::new(None), cursors: Default::default(), prepared: Default::default() }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -65,17 +99,51 @@ impl Session {
 
     /// How values print for this session right now.
     pub fn encode_options(&self) -> EncodeOptions {
-        EncodeOptions { utc_offset_secs: self.settings().utc_offset_secs() }
+        let settings = self.settings();
+        EncodeOptions { utc_offset_secs: settings.utc_offset_secs(), zone: settings.named_zone() }
     }
 
     /// Make DataFusion interpret zone-less timestamps (`'…'::timestamptz`,
     /// `now()`) in the session's TimeZone, as PostgreSQL does.
     pub fn apply_time_zone(&self) {
+        if let Some(tz) = self.settings().named_zone() {
+            // Arrow resolves IANA names itself (its chrono-tz feature).
+            self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some(tz.name().to_string());
+            return;
+        }
         let secs = self.settings().utc_offset_secs();
         let sign = if secs < 0 { '-' } else { '+' };
         let abs = secs.unsigned_abs();
         let offset = format!("{sign}{:02}:{:02}", abs / 3600, (abs % 3600) / 60);
         self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some(offset);
+    }
+
+    /// The schema unqualified names mean: the first schema of `search_path`
+    /// that exists (`$user` is the session's user), else `public`.
+    pub fn current_schema(&self) -> String {
+        let (path, user) = {
+            let s = self.settings();
+            (s.get("search_path").unwrap_or_default(), s.user.clone())
+        };
+        crate::engine::pg_catalog::search_path(&path, &user)
+            .into_iter()
+            .find(|s| self.engine.storage.schema_exists(s))
+            .unwrap_or_else(|| crate::engine::PUBLIC.to_string())
+    }
+
+    /// Classify a statement with unqualified names in the current schema,
+    /// and point DataFusion's name resolution at the same schema.
+    pub fn classify(&self, stmt: Statement) -> Result<Command> {
+        let schema = self.current_schema();
+        {
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            let options = state.config_mut().options_mut();
+            if options.catalog.default_schema != schema {
+                options.catalog.default_schema = schema.clone();
+            }
+        }
+        sql::classify_in(stmt, &schema)
     }
 
     /// The session's transaction (read by its table handles).
@@ -91,7 +159,7 @@ impl Session {
     /// transaction: autocommit statements commit (or vanish) on their own;
     /// inside a block an error moves the block to the failed state.
     pub async fn execute(&self, stmt: Statement, params: Option<ParamValues>) -> Result<Output> {
-        let cmd = match sql::classify(stmt) {
+        let cmd = match self.classify(stmt) {
             Ok(cmd) => cmd,
             Err(e) => return Err(self.statement_failed(e)),
         };

@@ -42,12 +42,9 @@ pub struct CreateView {
     pub if_not_exists: bool,
 }
 
+/// The (schema, name) an object is created under; storage checks the schema exists.
 fn public_name(name: &ast::ObjectName) -> Result<(String, String)> {
-    let (schema, name) = qualified_name(name)?;
-    if schema != crate::engine::PUBLIC {
-        return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{schema}\" does not exist")));
-    }
-    Ok((schema, name))
+    qualified_name(name)
 }
 
 /// A parsed `CREATE INDEX`.

@@ -6,8 +6,9 @@ pub mod alter;
 pub mod copy;
 pub mod ddl;
 pub mod naming;
+pub mod rewrite;
 
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement, TransactionIsolationLevel, TransactionMode};
+use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, SchemaName, Statement, TransactionIsolationLevel, TransactionMode};
 
 use crate::storage::txn::Isolation;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -25,6 +26,10 @@ pub enum Command {
     Plan(Box<Statement>),
     CreateTable(Box<ddl::CreateTable>),
     CreateTableAs(Box<ddl::CreateTableAs>),
+    CreateSchema { name: String, if_not_exists: bool },
+    /// `RESET name` / `RESET ALL` (None).
+    Reset { name: Option<String> },
+    DropSchema { names: Vec<String>, if_exists: bool, cascade: bool },
     DropTable { names: Vec<(String, String)>, if_exists: bool },
     CreateView(Box<ddl::CreateView>),
     CreateIndex(Box<ddl::CreateIndex>),
@@ -92,6 +97,13 @@ fn isolation_of(modes: &[TransactionMode]) -> Option<Isolation> {
 
 /// Parse a query string into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    let mut stmts = parse_plain(sql)?;
+    stmts.iter_mut().for_each(rewrite::apply);
+    Ok(stmts)
+}
+
+/// Parse without Tarn's rewrites (see `rewrite`).
+fn parse_plain(sql: &str) -> Result<Vec<Statement>> {
     let dialect = PostgreSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -154,9 +166,47 @@ fn table_access_method_as_option(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpa
     out
 }
 
+thread_local! {
+    /// Where unqualified names of tables to create, drop or alter resolve:
+    /// the session's first existing `search_path` schema, set by
+    /// [`classify_in`] around one (synchronous) classification.
+    static DEFAULT_SCHEMA: std::cell::RefCell<String> = std::cell::RefCell::new(crate::engine::PUBLIC.to_string());
+}
+
+/// [`classify`] with unqualified names resolving in `schema`.
+pub fn classify_in(stmt: Statement, schema: &str) -> Result<Command> {
+    DEFAULT_SCHEMA.with(|d| *d.borrow_mut() = schema.to_string());
+    let cmd = classify(stmt);
+    DEFAULT_SCHEMA.with(|d| *d.borrow_mut() = crate::engine::PUBLIC.to_string());
+    cmd
+}
+
 /// Decide who runs a statement.
 pub fn classify(stmt: Statement) -> Result<Command> {
     Ok(match stmt {
+        Statement::CreateSchema { schema_name, if_not_exists, .. } => {
+            let name = match &schema_name {
+                SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => n,
+                SchemaName::UnnamedAuthorization(_) => return Err(TarnError::not_supported("CREATE SCHEMA AUTHORIZATION without a name: Tarn has one role")),
+            };
+            let [part] = name.0.as_slice() else { return Err(TarnError::syntax(format!("invalid schema name {name}"))) };
+            let ident = part.as_ident().ok_or_else(|| TarnError::syntax(format!("invalid schema name {name}")))?;
+            Command::CreateSchema { name: normalize_ident(ident), if_not_exists }
+        }
+        Statement::Drop { object_type: ObjectType::Schema, names, if_exists, cascade, .. } => {
+            let names = names
+                .iter()
+                .map(|n| match n.0.as_slice() {
+                    [p] => p.as_ident().map(normalize_ident).ok_or_else(|| TarnError::syntax(format!("invalid schema name {n}"))),
+                    _ => Err(TarnError::syntax(format!("invalid schema name {n}"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Command::DropSchema { names, if_exists, cascade }
+        }
+        Statement::CreateDatabase { db_name, .. } => {
+            return Err(TarnError::not_supported(format!("CREATE DATABASE {db_name}: a Tarn server holds one database"))
+                .with_hint("Connect with any database name to use it, or run another Tarn server with its own --data-dir."));
+        }
         Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => Command::Plan(Box::new(stmt)),
         Statement::CreateTable(ct) if ct.query.is_some() => Command::CreateTableAs(Box::new(ddl::create_table_as(&ct)?)),
         Statement::CreateTable(ct) => Command::CreateTable(Box::new(ddl::create_table(&ct)?)),
@@ -175,6 +225,12 @@ pub fn classify(stmt: Statement) -> Result<Command> {
         }
         Statement::AlterTable(at) => alter::alter_table(at)?,
         Statement::Set(set) => set_command(set)?,
+        Statement::Reset(r) => Command::Reset {
+            name: match r.reset {
+                datafusion::sql::sqlparser::ast::Reset::ALL => None,
+                datafusion::sql::sqlparser::ast::Reset::ConfigurationParameter(n) => Some(n.to_string().to_lowercase()),
+            },
+        },
         Statement::ShowVariable { variable } => {
             Command::Show { name: variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ") }
         }
@@ -280,7 +336,8 @@ fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {
     })
 }
 
-/// (schema, table) of a possibly qualified name; unqualified means `public`.
+/// (schema, table) of a possibly qualified name; unqualified means the
+/// session's current schema (see [`classify_in`]).
 pub fn qualified_name(name: &ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> = name
         .0
@@ -288,7 +345,7 @@ pub fn qualified_name(name: &ObjectName) -> Result<(String, String)> {
         .map(|p| p.as_ident().map(|i| normalize_ident(i)).ok_or_else(|| TarnError::syntax(format!("invalid name {name}"))))
         .collect::<Result<_>>()?;
     match parts.as_slice() {
-        [t] => Ok((crate::engine::PUBLIC.to_string(), t.clone())),
+        [t] => Ok((DEFAULT_SCHEMA.with(|d| d.borrow().clone()), t.clone())),
         [s, t] => Ok((s.clone(), t.clone())),
         [_db, s, t] => Ok((s.clone(), t.clone())),
         _ => Err(TarnError::syntax(format!("improper qualified name (too many dotted names): {name}"))),

@@ -41,7 +41,11 @@ fn set_expr_names(body: &SetExpr) -> Option<Vec<OutputName>> {
                 .iter()
                 .map(|item| match item {
                     SelectItem::UnnamedExpr(e) => OutputName::Named(expr_name(e).unwrap_or_else(|| "?column?".into())),
-                    SelectItem::ExprWithAlias { alias, .. } => OutputName::Named(normalize_ident(alias)),
+                    SelectItem::ExprWithAlias { alias, .. } => {
+                        let name = normalize_ident(alias);
+                        // A rewrite's made-up alias (see `rewrite::ALIAS_MARK`) stands for the part before it.
+                        OutputName::Named(name.split(super::rewrite::ALIAS_MARK).next().unwrap_or_default().to_string())
+                    }
                     SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => OutputName::Wildcard,
                     SelectItem::ExprWithAliases { .. } => OutputName::Wildcard,
                 })
@@ -55,7 +59,7 @@ fn set_expr_names(body: &SetExpr) -> Option<Vec<OutputName>> {
 }
 
 /// The name PostgreSQL gives an unaliased expression, if any.
-fn expr_name(e: &Expr) -> Option<String> {
+pub(crate) fn expr_name(e: &Expr) -> Option<String> {
     Some(match e {
         Expr::Identifier(i) => normalize_ident(i),
         Expr::CompoundIdentifier(parts) => normalize_ident(parts.last()?),

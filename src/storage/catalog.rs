@@ -128,10 +128,26 @@ impl TableDef {
 /// sees tables as they are then) and its column names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ViewDef {
+    /// From the same sequence as table ids (its oid derives from it); 0 in
+    /// catalogs written before views had ids, until `Catalog::open` assigns one.
+    #[serde(default)]
+    pub id: u64,
     pub schema: String,
     pub name: String,
     pub sql: String,
     pub columns: Vec<String>,
+    /// The columns' PostgreSQL types when the view was made, for the
+    /// catalogs (`pg_attribute`); the view's plan decides the real types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_types: Vec<String>,
+}
+
+/// A schema made by `CREATE SCHEMA` (`public` always exists and is not listed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SchemaDef {
+    /// From the same sequence as table ids (its oid derives from it).
+    pub id: u64,
+    pub name: String,
 }
 
 /// Everything the catalog names.
@@ -140,6 +156,8 @@ pub struct Objects {
     pub tables: Vec<TableDef>,
     #[serde(default)]
     pub views: Vec<ViewDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<SchemaDef>,
 }
 
 impl Objects {
@@ -187,7 +205,17 @@ impl Catalog {
             }
             Err(e) => return Err(TarnError::io("reading catalog", e)),
         };
-        Ok(Catalog { dir: dir.to_path_buf(), file })
+        let mut catalog = Catalog { dir: dir.to_path_buf(), file };
+        if catalog.file.objects.views.iter().any(|v| v.id == 0) {
+            let mut next = catalog.file.clone();
+            for v in next.objects.views.iter_mut().filter(|v| v.id == 0) {
+                v.id = next.next_table_id;
+                next.next_table_id += 1;
+            }
+            write_atomically(&catalog.dir, &next)?;
+            catalog.file = next;
+        }
+        Ok(catalog)
     }
 
     pub fn tables(&self) -> &[TableDef] {
@@ -196,6 +224,24 @@ impl Catalog {
 
     pub fn views(&self) -> &[ViewDef] {
         &self.file.objects.views
+    }
+
+    pub fn schemas(&self) -> &[SchemaDef] {
+        &self.file.objects.schemas
+    }
+
+    /// Whether `name` is a schema tables can be made in.
+    pub fn schema_exists(&self, name: &str) -> bool {
+        name == crate::engine::PUBLIC || self.file.objects.schemas.iter().any(|s| s.name == name)
+    }
+
+    /// 3F000 unless `name` is a schema tables can be made in.
+    pub fn check_schema(&self, name: &str) -> Result<()> {
+        if self.schema_exists(name) {
+            Ok(())
+        } else {
+            Err(TarnError::new(crate::error::sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{name}\" does not exist")))
+        }
     }
 
     pub fn find(&self, schema: &str, name: &str) -> Option<&TableDef> {
@@ -211,8 +257,9 @@ impl Catalog {
         self.file.objects.views.iter().find(|v| v.schema == schema && v.name == name)
     }
 
-    /// Tables and views share one namespace (42P07 on a clash).
+    /// Tables and views share one namespace (42P07 on a clash), in a schema that exists.
     pub fn check_name_free(&self, schema: &str, name: &str) -> Result<()> {
+        self.check_schema(schema)?;
         if self.find(schema, name).is_some() || self.find_view(schema, name).is_some() || self.find_index(schema, name).is_some() {
             return Err(TarnError::new(crate::error::sqlstate::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
         }

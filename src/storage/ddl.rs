@@ -87,15 +87,93 @@ impl Storage {
         self.views.read().unwrap().get(&(schema.to_string(), name.to_string())).cloned()
     }
 
+    /// `CREATE SCHEMA`. Returns false if it existed and `if_not_exists`.
+    pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+        let mut catalog = self.catalog.lock().await;
+        if catalog.schema_exists(name) || name == "pg_catalog" || name == "information_schema" {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(TarnError::new(sqlstate::DUPLICATE_SCHEMA, format!("schema \"{name}\" already exists")));
+        }
+        if name.starts_with("pg_") {
+            return Err(TarnError::new(sqlstate::RESERVED_NAME, format!("unacceptable schema name \"{name}\""))
+                .with_detail("The prefix \"pg_\" is reserved for system schemas."));
+        }
+        let id = catalog.allocate_id();
+        catalog.commit(|o| o.schemas.push(super::catalog::SchemaDef { id, name: name.to_string() }))?;
+        self.schemas.write().unwrap().push(super::catalog::SchemaDef { id, name: name.to_string() });
+        info!(schema = name, id, "schema created");
+        Ok(true)
+    }
+
+    /// `DROP SCHEMA`: refused while it holds tables or views, unless `cascade`,
+    /// which drops them first (views, then tables), each durably.
+    pub async fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
+        let (views, tables) = {
+            let catalog = self.catalog.lock().await;
+            if !catalog.schemas().iter().any(|s| s.name == name) {
+                if name == crate::engine::PUBLIC || name == "pg_catalog" || name == "information_schema" {
+                    return Err(TarnError::new(sqlstate::DEPENDENT_OBJECTS_STILL_EXIST, format!("cannot drop schema {name} because Tarn needs it")));
+                }
+                if if_exists {
+                    return Ok(false);
+                }
+                return Err(TarnError::new(sqlstate::INVALID_SCHEMA_NAME, format!("schema \"{name}\" does not exist")));
+            }
+            let views: Vec<String> = catalog.views().iter().filter(|v| v.schema == name).map(|v| v.name.clone()).collect();
+            let tables: Vec<String> = catalog.tables().iter().filter(|t| t.schema == name).map(|t| t.name.clone()).collect();
+            (views, tables)
+        };
+        if !cascade && !(views.is_empty() && tables.is_empty()) {
+            let first = views.first().map(|v| format!("view {name}.{v}")).or_else(|| tables.first().map(|t| format!("table {name}.{t}")));
+            return Err(TarnError::new(sqlstate::DEPENDENT_OBJECTS_STILL_EXIST, format!("cannot drop schema {name} because other objects depend on it"))
+                .with_detail(format!("{} depends on schema {name}", first.unwrap_or_default()))
+                .with_hint("Use DROP ... CASCADE to drop the dependent objects too."));
+        }
+        for v in views {
+            self.drop_view(name, &v, true).await?;
+        }
+        for t in tables {
+            self.drop_table(name, &t, true).await?;
+        }
+        let mut catalog = self.catalog.lock().await;
+        catalog.commit(|o| o.schemas.retain(|s| s.name != name))?;
+        self.schemas.write().unwrap().retain(|s| s.name != name);
+        info!(schema = name, "schema dropped");
+        Ok(true)
+    }
+
+    /// Schemas made by CREATE SCHEMA (not `public`).
+    pub fn schemas(&self) -> Vec<super::catalog::SchemaDef> {
+        self.schemas.read().unwrap().clone()
+    }
+
+    pub fn schema_exists(&self, name: &str) -> bool {
+        name == crate::engine::PUBLIC || self.schemas.read().unwrap().iter().any(|s| s.name == name)
+    }
+
+    /// Every table and view definition, as the catalogs (`pg_class` …) show them.
+    pub fn definitions(&self) -> (Vec<TableDef>, Vec<ViewDef>) {
+        let tables = self.tables.read().unwrap().values().map(|t| t.def.clone()).collect();
+        let views = self.views.read().unwrap().values().cloned().collect();
+        (tables, views)
+    }
+
     pub fn view_names(&self, schema: &str) -> Vec<String> {
         self.views.read().unwrap().keys().filter(|(s, _)| s == schema).map(|(_, n)| n.clone()).collect()
     }
 
     /// Create (or with `or_replace`, replace) a view durably. The engine has
     /// planned `view.sql` already.
-    pub async fn create_view(&self, view: ViewDef, or_replace: bool, if_not_exists: bool) -> Result<bool> {
+    pub async fn create_view(&self, mut view: ViewDef, or_replace: bool, if_not_exists: bool) -> Result<bool> {
         let mut catalog = self.catalog.lock().await;
         let existing = catalog.find_view(&view.schema, &view.name).cloned();
+        // A replaced view keeps its id (and so its oid), as in PostgreSQL.
+        view.id = match &existing {
+            Some(old) => old.id,
+            None => catalog.allocate_id(),
+        };
         match existing {
             Some(_) if if_not_exists => return Ok(false),
             Some(old) if or_replace => {

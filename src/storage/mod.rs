@@ -77,6 +77,8 @@ pub struct Storage {
     catalog: tokio::sync::Mutex<Catalog>,
     tables: RwLock<HashMap<(String, String), Arc<Table>>>,
     views: RwLock<HashMap<(String, String), catalog::ViewDef>>,
+    /// Schemas made by CREATE SCHEMA (mirrors the catalog, read without its async lock).
+    schemas: RwLock<Vec<catalog::SchemaDef>>,
     /// What a statement starting now reads; replaced whole by every commit.
     current: RwLock<Arc<DbState>>,
     wal: Arc<Wal>,
@@ -159,6 +161,7 @@ impl Storage {
             }
         }
         let views = catalog.views().iter().map(|v| ((v.schema.clone(), v.name.clone()), v.clone())).collect();
+        let catalog_schemas = catalog.schemas().to_vec();
         let state = DbState { seq: 0, tables: by_id.into_iter().map(|(id, (_, v))| (id, Arc::new(v))).collect() };
         info!(dir = %dir.display(), tables = tables.len(), replayed_rows = replayed, next_lsn, "storage opened");
         Ok(Arc::new(Storage {
@@ -166,6 +169,7 @@ impl Storage {
             catalog: tokio::sync::Mutex::new(catalog),
             tables: RwLock::new(tables),
             views: RwLock::new(views),
+            schemas: RwLock::new(catalog_schemas),
             current: RwLock::new(Arc::new(state)),
             wal,
             policy,
@@ -187,6 +191,32 @@ impl Storage {
             self.tables.read().unwrap().keys().filter(|(s, _)| s == schema).map(|(_, n)| n.clone()).collect();
         names.sort();
         names
+    }
+
+    /// About how many rows a table holds now (`pg_class.reltuples`): counted
+    /// from Lance's fragment metadata and the delta, without a scan.
+    pub fn row_count(&self, id: u64) -> Option<u64> {
+        let state = self.snapshot();
+        let v = state.tables.get(&id)?;
+        let stored: usize = if v.dataset_truncated {
+            0
+        } else if let Some(ds) = &v.dataset {
+            compact::fragment_sizes(ds).iter().map(|f| f.physical_rows.saturating_sub(f.deleted_rows)).sum()
+        } else {
+            v.heap.as_ref().map(|h| h.iter().map(|b| b.num_rows()).sum()).unwrap_or(0)
+        };
+        Some((stored + v.delta_rows).saturating_sub(v.deleted.len()) as u64)
+    }
+
+    /// Bytes a table's files take on disk (`pg_relation_size`).
+    pub fn disk_bytes(&self, id: u64) -> u64 {
+        let Some(t) = self.table_by_id(id) else { return 0 };
+        dir_bytes(&table_dir(&self.dir, id, t.def.kind))
+    }
+
+    /// Bytes the whole data directory takes (`pg_database_size`).
+    pub fn disk_bytes_total(&self) -> u64 {
+        dir_bytes(&self.dir)
     }
 
     /// What a statement starting now reads.
@@ -582,6 +612,17 @@ fn table_dir(dir: &Path, id: u64, kind: catalog::TableKind) -> PathBuf {
         catalog::TableKind::Lance => dir.join("tables").join(format!("{id}.lance")),
         catalog::TableKind::Heap => dir.join("tables").join(format!("{id}.heap")),
     }
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else { return fs::metadata(path).map(|m| m.len()).unwrap_or(0) };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
 }
 
 /// One server per data directory: a second would corrupt the WAL.

@@ -29,6 +29,7 @@ pub fn array_type(elem: &PgType) -> Type {
         PgType::Json => Type::JSON_ARRAY,
         PgType::Jsonb => Type::JSONB_ARRAY,
         PgType::Name => Type::NAME_ARRAY,
+        PgType::Char => Type::CHAR_ARRAY,
         PgType::Oid => Type::OID_ARRAY,
         PgType::Interval => Type::INTERVAL_ARRAY,
         // Not a PostgreSQL type; never produced (from_sql/from_arrow refuse nesting).

@@ -27,6 +27,7 @@ pub fn pg_type_for_oid(ty: &Type) -> Option<PgType> {
         Type::NUMERIC => PgType::Numeric(None),
         Type::TEXT | Type::UNKNOWN => PgType::Text,
         Type::NAME => PgType::Name,
+        Type::CHAR => PgType::Char,
         Type::VARCHAR => PgType::Varchar(None),
         Type::BPCHAR => PgType::Bpchar(1),
         Type::BYTEA => PgType::Bytea,
@@ -81,6 +82,8 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
         PgType::Json => super::json::validate(text, "json").map(|_| utf8),
         PgType::Jsonb => Ok(ScalarValue::Utf8(Some(super::json::normalize_jsonb(text)?))),
         PgType::Name => Ok(ScalarValue::Utf8(Some(truncate_name(text)))),
+        // PostgreSQL's charin keeps the first byte.
+        PgType::Char => Ok(ScalarValue::Utf8(Some(first_char(text)))),
         PgType::Interval => Ok(interval_scalar(super::interval::parse_text(text)?)),
         PgType::Array(elem) => {
             let values = super::array::parse_text(text)?
@@ -130,12 +133,17 @@ pub fn text_column(values: &arrow::array::StringArray, pg: &PgType) -> std::resu
 
 /// Whether text becomes `pg` through [`text_column`] rather than an Arrow cast.
 pub fn parsed_from_text_by_tarn(pg: &PgType) -> bool {
-    matches!(pg, PgType::Interval | PgType::Array(_) | PgType::Bytea | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name)
+    matches!(pg, PgType::Interval | PgType::Array(_) | PgType::Bytea | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char)
 }
 
 /// A one-dimensional list scalar of `elem` values.
 fn list_scalar(values: &[ScalarValue], elem: &PgType) -> ScalarValue {
     ScalarValue::List(ScalarValue::new_list_nullable(values, &elem.arrow_type()))
+}
+
+/// `"char"` keeps one character.
+fn first_char(text: &str) -> String {
+    text.chars().next().map(String::from).unwrap_or_default()
 }
 
 /// `name` keeps at most 63 bytes (NAMEDATALEN - 1), cut at a character boundary.
@@ -179,6 +187,7 @@ fn decode_binary(bytes: &[u8], ty: &Type, pg: &PgType) -> Result<ScalarValue> {
         PgType::Float8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(bytes, ty)?))),
         PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json => ScalarValue::Utf8(Some(utf8_of(bytes)?)),
         PgType::Name => ScalarValue::Utf8(Some(truncate_name(&utf8_of(bytes)?))),
+        PgType::Char => ScalarValue::Utf8(Some(first_char(&utf8_of(bytes)?))),
         PgType::Jsonb => match bytes.split_first() {
             Some((1, text)) => ScalarValue::Utf8(Some(super::json::normalize_jsonb(&utf8_of(text)?)?)),
             _ => return Err(bad_binary(ty, "unsupported jsonb version number")),

@@ -11,6 +11,7 @@
 
 pub mod array;
 pub mod copy;
+pub mod copy_binary;
 pub mod decode;
 pub mod encode;
 pub mod float;
@@ -69,6 +70,8 @@ pub enum PgType {
     Jsonb,
     /// `name`: text limited to 63 bytes.
     Name,
+    /// `"char"`: one byte (the catalogs' `relkind`, `typtype` …).
+    Char,
     /// `oid`: an unsigned 32-bit object identifier.
     Oid,
     /// `interval`: months, days, microseconds (see `interval.rs`).
@@ -90,7 +93,7 @@ impl PgType {
             PgType::Numeric(Some((p, s))) => DataType::Decimal128(*p, *s),
             PgType::Numeric(None) => DataType::Decimal128(UNCONSTRAINED_NUMERIC.0, UNCONSTRAINED_NUMERIC.1),
             PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => DataType::Utf8,
-            PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name => DataType::Utf8,
+            PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char => DataType::Utf8,
             PgType::Bytea => DataType::Binary,
             PgType::Date => DataType::Date32,
             PgType::Time => DataType::Time64(TimeUnit::Microsecond),
@@ -108,7 +111,7 @@ impl PgType {
     pub fn is_text_backed(&self) -> bool {
         matches!(
             self,
-            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name
+            PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char
         )
     }
 
@@ -134,6 +137,7 @@ impl PgType {
             PgType::Json => Type::JSON,
             PgType::Jsonb => Type::JSONB,
             PgType::Name => Type::NAME,
+            PgType::Char => Type::CHAR,
             PgType::Oid => Type::OID,
             PgType::Interval => Type::INTERVAL,
             PgType::Array(elem) => array::array_type(elem),
@@ -159,6 +163,7 @@ impl PgType {
             PgType::Int8 | PgType::Float8 | PgType::Time | PgType::Timestamp | PgType::Timestamptz => 8,
             PgType::Uuid | PgType::Interval => 16,
             PgType::Name => 64,
+            PgType::Char => 1,
             _ => -1,
         }
     }
@@ -187,6 +192,7 @@ impl PgType {
             PgType::Json => "json".into(),
             PgType::Jsonb => "jsonb".into(),
             PgType::Name => "name".into(),
+            PgType::Char => "\"char\"".into(),
             PgType::Oid => "oid".into(),
             PgType::Interval => "interval".into(),
             PgType::Array(elem) => format!("{}[]", elem.name()),
@@ -231,6 +237,7 @@ impl PgType {
             ("json", []) => PgType::Json,
             ("jsonb", []) => PgType::Jsonb,
             ("name", []) => PgType::Name,
+            ("\"char\"", []) => PgType::Char,
             ("oid", []) => PgType::Oid,
             ("interval", []) => PgType::Interval,
             _ => return None,
@@ -287,6 +294,7 @@ impl PgType {
                     "json" => PgType::Json,
                     "jsonb" => PgType::Jsonb,
                     "name" => PgType::Name,
+                    "\"char\"" => PgType::Char,
                     "oid" => PgType::Oid,
                     "time" => PgType::Time,
                     "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" => {
@@ -307,7 +315,10 @@ impl PgType {
             DataType::Boolean => PgType::Bool,
             DataType::Int8 | DataType::Int16 | DataType::UInt8 => PgType::Int2,
             DataType::Int32 | DataType::UInt16 => PgType::Int4,
-            DataType::Int64 | DataType::UInt32 => PgType::Int8,
+            DataType::Int64 => PgType::Int8,
+            // Only oids are UInt32 in Tarn (an oid column, or an aggregate or
+            // CASE over one that dropped its tag).
+            DataType::UInt32 => PgType::Oid,
             DataType::UInt64 => PgType::Numeric(Some((20, 0))),
             DataType::Float16 | DataType::Float32 => PgType::Float4,
             DataType::Float64 => PgType::Float8,
@@ -422,6 +433,7 @@ mod tests {
             PgType::Json,
             PgType::Jsonb,
             PgType::Name,
+            PgType::Char,
             PgType::Oid,
             PgType::Interval,
             PgType::Array(Box::new(PgType::Int4)),

@@ -69,7 +69,8 @@ pub(super) fn session_of<C: ClientInfo + ?Sized>(engine: &Arc<Engine>, client: &
     client.session_extensions().get_or_insert_with(|| {
         let md = client.metadata();
         let get = |k: &str| md.get(k).map(String::as_str).unwrap_or("");
-        Session::new(engine.clone(), get(METADATA_USER), get(METADATA_DATABASE), get(METADATA_APPLICATION_NAME))
+        let pid = client.pid_and_secret_key().0;
+        Session::new(engine.clone(), get(METADATA_USER), get(METADATA_DATABASE), get(METADATA_APPLICATION_NAME), pid)
     })
 }
 
@@ -115,12 +116,12 @@ impl QueryHandler {
                 }
                 Ok(Sent::Done)
             }
-            Ok(Output::CopyIn { columns }) => {
-                pgwire::api::copy::send_copy_in_response(client, copy::copy_in_response(columns)).await?;
+            Ok(Output::CopyIn { columns, binary }) => {
+                pgwire::api::copy::send_copy_in_response(client, copy::copy_in_response(columns, binary)).await?;
                 Ok(Sent::CopyIn)
             }
-            Ok(Output::CopyOut { columns, rows }) => {
-                Ok(if copy::send_copy_out(client, columns, rows).await? { Sent::Done } else { Sent::Failed })
+            Ok(Output::CopyOut { columns, binary, rows }) => {
+                Ok(if copy::send_copy_out(client, columns, binary, rows).await? { Sent::Done } else { Sent::Failed })
             }
             Err(e) => {
                 client.feed(PgWireBackendMessage::ErrorResponse(error_info(e).into())).await?;
@@ -502,8 +503,8 @@ impl ExtendedQueryHandler for QueryHandler {
                 }
                 Ok(Response::Execution(Tag::new(&tag)))
             }
-            Output::CopyIn { columns } => Ok(Response::CopyIn(copy::copy_in_response(columns))),
-            Output::CopyOut { columns, rows } => Ok(Response::CopyOut(copy::copy_out_response(columns, rows))),
+            Output::CopyIn { columns, binary } => Ok(Response::CopyIn(copy::copy_in_response(columns, binary))),
+            Output::CopyOut { columns, binary, rows } => Ok(Response::CopyOut(copy::copy_out_response(columns, binary, rows))),
         }
     }
 }

@@ -198,3 +198,34 @@ async fn identity_counters_follow_their_columns_across_alter_and_restart() {
         );
     }
 }
+
+/// Schemas, and the oids clients cache (pgjdbc, DBeaver), survive a crash:
+/// oids derive from durable ids, so the same object has the same oid after
+/// restart, and a view made before views had ids gets one that then stays.
+#[tokio::test]
+async fn schemas_and_catalog_oids_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (id int PRIMARY KEY, name text NOT NULL);
+         CREATE INDEX users_name ON app.users (name);
+         INSERT INTO app.users VALUES (1, 'ann');
+         CREATE VIEW app.names AS SELECT name FROM app.users;",
+    )
+    .await
+    .unwrap();
+    let oids = "SELECT c.relname, c.oid::text, n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                WHERE n.nspname = 'app' ORDER BY 1";
+    let before = rows(&c, oids).await;
+    assert_eq!(before.len(), 4, "{before:?}"); // names, users, users_name, users_pkey
+    drop(c);
+    server.kill9();
+
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    assert_eq!(rows(&c, oids).await, before);
+    assert_eq!(rows(&c, "SELECT name FROM app.names").await, vec![vec![s("ann")]]);
+    assert_eq!(sqlstate(&c, "CREATE SCHEMA app").await, "42P06");
+}
