@@ -30,7 +30,7 @@ start_postgres() {
         runas() { bash -c "$*"; }
     fi
     runas "$PG_BIN/initdb -D $data -U postgres --auth=trust" >/dev/null
-    runas "$PG_BIN/pg_ctl -D $data -l $BENCH_DIR/pg.log -w -o '-p $PG_PORT -k $BENCH_DIR/pg-sock -c listen_addresses=127.0.0.1' start" >/dev/null
+    runas "$PG_BIN/pg_ctl -D $data -l $BENCH_DIR/pg-sock/pg.log -w -o '-p $PG_PORT -k $BENCH_DIR/pg-sock -c listen_addresses=127.0.0.1' start" >/dev/null
     trap stop_all EXIT
     log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $PG_PORT (fsync=on, synchronous_commit=on)"
 }
