@@ -25,7 +25,7 @@ for t in pg tarn; do
     sql $t "CREATE TABLE ints (v int)"
     sql $t "INSERT INTO ints SELECT g FROM generate_series(1, $INT_ROWS) g"
     sql $t "CREATE TABLE wide (id int8, x float8, label text, at timestamp)"
-    sql $t "INSERT INTO wide SELECT g, g * 0.25, 'label ' || g, timestamp '2026-01-01' + g * interval '1 second' FROM generate_series(1, $WIDE_ROWS) g"
+    sql $t "INSERT INTO wide SELECT g, g * 0.25, 'label ' || g, to_timestamp(1767225600 + g)::timestamp FROM generate_series(1, $WIDE_ROWS) g"
     sql $t "CREATE TABLE kv (id bigint PRIMARY KEY, v text)"
     sql $t "INSERT INTO kv SELECT g, 'value ' || g FROM generate_series(1, $KEYS) g"
     sql $t "VACUUM"
