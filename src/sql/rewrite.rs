@@ -16,7 +16,7 @@
 //! | a correlated scalar subquery selecting a plain value | the value in `first_value(…)`; outer-only conditions moved to a `CASE WHEN` around it; outer columns equal to inner ones replaced by them in the other conditions | DataFusion decorrelates any scalar subquery |
 //! | `WITH RECURSIVE t(a, b) AS (SELECT x, y UNION ALL …)` | `WITH RECURSIVE t AS (SELECT x AS a, y AS b UNION ALL …)` | DataFusion applies a recursive CTE's column list |
 //! | asyncpg's `(WITH RECURSIVE typebases … FROM pg_type t2 WHERE t2.oid = t.oid …)` | `tarn_domain_base_type(t.oid)` | DataFusion plans correlated recursive CTEs |
-//! | `generate_subscripts(a, 1)` (one-dimensional arrays) | `unnest(generate_series(1, array_length(a, 1)::bigint))` | DataFusion has `generate_subscripts` |
+//! | `generate_subscripts(a, d)` (one-dimensional arrays) | `unnest(generate_series(1, array_length(a, d)::bigint))` | DataFusion has `generate_subscripts` |
 //! | `(expr).field` on a computed record (pgjdbc's `(_pg_expandarray(…)).n`) | `get_field(expr, 'field')` | DataFusion plans field access on any expression |
 //! | `FROM generate_series(…) g` | `FROM generate_series(…) AS g(g)`: PostgreSQL names a scalar function's column after its alias | DataFusion names it so |
 
@@ -105,10 +105,10 @@ impl VisitorMut for Rewriter {
                     *expr = call(target, vec![]);
                 } else if name == "generate_subscripts" {
                     if let FunctionArguments::List(list) = &f.args {
-                        if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arr)), FunctionArg::Unnamed(FunctionArgExpr::Expr(_dim))] = list.args.as_slice() {
+                        if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arr)), FunctionArg::Unnamed(FunctionArgExpr::Expr(dim))] = list.args.as_slice() {
                             let length = Expr::Cast {
                                 kind: CastKind::DoubleColon,
-                                expr: Box::new(call("array_length", vec![arr.clone(), Expr::value(Value::Number("1".into(), false))])),
+                                expr: Box::new(call("array_length", vec![arr.clone(), dim.clone()])),
                                 data_type: DataType::BigInt(None),
                                 array: false,
                                 format: None,

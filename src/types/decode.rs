@@ -187,7 +187,7 @@ fn decode_binary(bytes: &[u8], ty: &Type, pg: &PgType) -> Result<ScalarValue> {
         PgType::Float8 => ScalarValue::Float64(Some(f64::from_be_bytes(fixed(bytes, ty)?))),
         PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) | PgType::Json => ScalarValue::Utf8(Some(utf8_of(bytes)?)),
         PgType::Name => ScalarValue::Utf8(Some(truncate_name(&utf8_of(bytes)?))),
-        PgType::Char => ScalarValue::Utf8(Some(first_char(&utf8_of(bytes)?))),
+        PgType::Char => ScalarValue::Utf8(Some(if bytes == [0] { String::new() } else { first_char(&utf8_of(bytes)?) })),
         PgType::Jsonb => match bytes.split_first() {
             Some((1, text)) => ScalarValue::Utf8(Some(super::json::normalize_jsonb(&utf8_of(text)?)?)),
             _ => return Err(bad_binary(ty, "unsupported jsonb version number")),

@@ -171,6 +171,15 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
                 out.extend_from_slice(texts[i].as_deref().unwrap_or_default().as_bytes())
             })
         }
+        (PgType::Char, Format::Binary) if is_utf8(a.data_type()) => {
+            // charsend sends its one byte, and '' is the byte 0 (SQLAlchemy
+            // tells "not generated" from `attgenerated` by b'\x00').
+            let arr: &StringArray = a.as_string();
+            col.fill(a, |i, out| match arr.value(i).as_bytes().first() {
+                Some(b) => out.push(*b),
+                None => out.push(0),
+            })
+        }
         (ty, _) if ty.is_text_backed() && is_utf8(a.data_type()) => {
             // Already cast to Utf8 above; text and binary forms are the same.
             let arr: &StringArray = a.as_string();
@@ -514,6 +523,15 @@ mod tests {
         let col = encode_column(&both, &PgType::Timestamptz, Format::Text, &oslo).unwrap();
         assert_eq!(&col.cell(0)[4..], b"2026-01-02 04:04:05+01");
         assert_eq!(&col.cell(1)[4..], b"2026-07-01 12:00:00+02");
+    }
+
+    #[test]
+    fn char_binary_is_one_byte_and_empty_is_zero() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("r"), Some(""), None]));
+        let col = encode_column(&a, &PgType::Char, Format::Binary, &EncodeOptions::default()).unwrap();
+        assert_eq!(&col.cell(0)[4..], b"r");
+        assert_eq!(&col.cell(1)[4..], b"\0");
+        assert_eq!(col.cell(2), (-1i32).to_be_bytes());
     }
 
     #[test]
