@@ -82,6 +82,17 @@ impl Fields {
     }
 }
 
+/// Append `data` to a parse buffer whose first `pos` bytes are consumed,
+/// dropping them first once they are half the buffer (so memory stays
+/// bounded by the unparsed tail, however long the stream).
+pub(crate) fn append_consumed_first(buf: &mut Vec<u8>, pos: &mut usize, data: &[u8]) {
+    if *pos > 0 && *pos >= buf.len() / 2 {
+        buf.drain(..*pos);
+        *pos = 0;
+    }
+    buf.extend_from_slice(data);
+}
+
 /// Splits a COPY FROM data stream into rows.
 pub struct RowReader {
     opts: CopyOptions,
@@ -111,14 +122,9 @@ impl RowReader {
 
     /// Append data from one CopyData message.
     pub fn push(&mut self, data: &[u8]) {
-        if self.ended {
-            return;
+        if !self.ended {
+            append_consumed_first(&mut self.buf, &mut self.pos, data);
         }
-        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(data);
     }
 
     /// The next complete row into `fields`: Ok(false) when more data is

@@ -78,14 +78,9 @@ impl BinaryRowReader {
     }
 
     pub fn push(&mut self, data: &[u8]) {
-        if self.ended {
-            return;
+        if !self.ended {
+            super::copy::append_consumed_first(&mut self.buf, &mut self.pos, data);
         }
-        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(data);
     }
 
     fn available(&self) -> &[u8] {

@@ -62,34 +62,10 @@ pub fn fill(name: &str, rows: &mut Rows, snap: &Snapshot) {
         }
         "table_constraints" => {
             for t in snap.tables.iter().filter(|t| !t.primary_key.is_empty()) {
-                rows.push(&[
-                    ("constraint_catalog", cell(&db)),
-                    ("constraint_schema", cell(&t.schema)),
-                    ("constraint_name", cell(t.pkey_name())),
-                    ("table_catalog", cell(&db)),
-                    ("table_schema", cell(&t.schema)),
-                    ("table_name", cell(&t.name)),
-                    ("constraint_type", cell("PRIMARY KEY")),
-                    ("is_deferrable", cell("NO")),
-                    ("initially_deferred", cell("NO")),
-                    ("enforced", cell("YES")),
-                    ("nulls_distinct", None),
-                ]);
+                constraint_row(rows, &db, t, t.pkey_name(), "PRIMARY KEY");
             }
             for (t, _, name) in not_null_checks(snap) {
-                rows.push(&[
-                    ("constraint_catalog", cell(&db)),
-                    ("constraint_schema", cell(&t.schema)),
-                    ("constraint_name", cell(name)),
-                    ("table_catalog", cell(&db)),
-                    ("table_schema", cell(&t.schema)),
-                    ("table_name", cell(&t.name)),
-                    ("constraint_type", cell("CHECK")),
-                    ("is_deferrable", cell("NO")),
-                    ("initially_deferred", cell("NO")),
-                    ("enforced", cell("YES")),
-                    ("nulls_distinct", None),
-                ]);
+                constraint_row(rows, &db, t, name, "CHECK");
             }
         }
         "check_constraints" => {
@@ -126,6 +102,23 @@ pub fn fill(name: &str, rows: &mut Rows, snap: &Snapshot) {
         // (no foreign keys or CHECK constraints; functions are built in).
         _ => {}
     }
+}
+
+/// One `table_constraints` row.
+fn constraint_row(rows: &mut Rows, db: &str, t: &crate::storage::catalog::TableDef, name: String, kind: &str) {
+    rows.push(&[
+        ("constraint_catalog", cell(db)),
+        ("constraint_schema", cell(&t.schema)),
+        ("constraint_name", cell(name)),
+        ("table_catalog", cell(db)),
+        ("table_schema", cell(&t.schema)),
+        ("table_name", cell(&t.name)),
+        ("constraint_type", cell(kind)),
+        ("is_deferrable", cell("NO")),
+        ("initially_deferred", cell("NO")),
+        ("enforced", cell("YES")),
+        ("nulls_distinct", None),
+    ]);
 }
 
 /// PostgreSQL 15 shows each NOT NULL column as a CHECK constraint named
