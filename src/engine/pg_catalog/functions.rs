@@ -460,15 +460,15 @@ fn json_build_object(_: &FnContext, a: &[ScalarValue]) -> Result<ScalarValue> {
 }
 
 fn array_upper(_: &FnContext, a: &[ScalarValue]) -> Result<ScalarValue> {
-    Ok(ScalarValue::Int32(match (&a[0], int_arg(a, 1)) {
-        (ScalarValue::List(l), Some(1)) if !l.is_null(0) && !l.value(0).is_empty() => Some(l.value(0).len() as i32),
+    Ok(ScalarValue::Int32(match (a.first(), int_arg(a, 1)) {
+        (Some(ScalarValue::List(l)), Some(1)) if !l.is_null(0) && !l.value(0).is_empty() => Some(l.value(0).len() as i32),
         _ => None,
     }))
 }
 
 fn array_lower(_: &FnContext, a: &[ScalarValue]) -> Result<ScalarValue> {
-    Ok(ScalarValue::Int32(match (&a[0], int_arg(a, 1)) {
-        (ScalarValue::List(l), Some(1)) if !l.is_null(0) && !l.value(0).is_empty() => Some(1),
+    Ok(ScalarValue::Int32(match (a.first(), int_arg(a, 1)) {
+        (Some(ScalarValue::List(l)), Some(1)) if !l.is_null(0) && !l.value(0).is_empty() => Some(1),
         _ => None,
     }))
 }
@@ -647,6 +647,30 @@ pub fn system_field(table: &SystemTable, column: &str) -> Option<Field> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bodies take any arguments (the signature is variadic), so each
+    /// must answer missing, NULL, mistyped and out-of-range ones with a value
+    /// or an error, never a panic.
+    #[tokio::test]
+    async fn every_body_survives_bad_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path(), Default::default()).await.unwrap();
+        let ctx = FnContext { storage, session: Arc::new(super::super::Detached) };
+        let junk = [
+            vec![],
+            vec![ScalarValue::Null],
+            vec![ScalarValue::Utf8(Some("no such thing".into()))],
+            vec![ScalarValue::Int64(Some(-1)), ScalarValue::Int64(Some(i64::MAX))],
+            vec![ScalarValue::Int64(Some(16448)), ScalarValue::Utf8(Some("x".into())), ScalarValue::Boolean(Some(true))],
+            vec![ScalarValue::Utf8(None); 3],
+        ];
+        for (name, _, body) in catalog_functions() {
+            for args in &junk {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&ctx, args)));
+                assert!(outcome.is_ok(), "{name}({args:?}) panicked");
+            }
+        }
+    }
 
     #[test]
     fn format_type_prints_typmods_as_postgres() {
