@@ -213,7 +213,7 @@ pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValue
     if let Some(params) = params {
         plan = plan.with_param_values(params)?;
     }
-    let batches = session.context().execute_logical_plan(plan).await?.collect().await?;
+    let batches = super::execute::collect_plan(session, &plan).await?;
 
     let table = &sel.table;
     let key_len = table.def.primary_key.len();

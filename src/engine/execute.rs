@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, UInt64Type}
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -40,11 +41,41 @@ impl Output {
     }
 }
 
-/// Plan a statement DataFusion runs.
+/// Plan a statement DataFusion runs: kept plans are reused (see
+/// `plan_cache`).
 pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
-    let state = session.context().state();
-    let plan = state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await?;
-    Ok(super::text_casts::tag_result_casts(plan)?)
+    let under = (crate::storage::catalog::generation(), session.config_generation());
+    let storage = &session.engine().storage;
+    if let Some(plan) = session.plan_cache().get(stmt, under, storage) {
+        return Ok(plan);
+    }
+    let state = session.statement_state();
+    let plan = state.state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await;
+    session.release_state(state);
+    let plan = super::text_casts::tag_result_casts(plan?)?;
+    session.plan_cache().put(stmt, &plan, under);
+    Ok(plan)
+}
+
+/// Optimize `plan` and plan its execution, with the session's state.
+pub async fn physical_plan(session: &Session, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+    let state = session.statement_state();
+    let physical = state.state.create_physical_plan(plan).await;
+    session.release_state(state);
+    Ok(physical?)
+}
+
+/// Run `plan` to the end and keep every row (DML row selections, EXPLAIN).
+pub async fn collect_plan(session: &Session, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
+    let physical = physical_plan(session, plan).await?;
+    Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
+}
+
+/// Run `plan` as a stream of its rows, with its result schema.
+pub async fn stream_plan(session: &Session, plan: &LogicalPlan) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let physical = physical_plan(session, plan).await?;
+    Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {
@@ -326,13 +357,12 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
         _ => None,
     };
     let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-    let df = session.context().execute_logical_plan(plan).await?;
     if explain {
-        return Ok(query_plan_rows(df.collect().await?));
+        return Ok(query_plan_rows(collect_plan(session, &plan).await?));
     }
     match dml_tag {
         Some(tag) => {
-            let batches = df.collect().await?;
+            let batches = collect_plan(session, &plan).await?;
             let count: u64 = batches
                 .iter()
                 .filter(|b| b.num_columns() > 0)
@@ -341,8 +371,7 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
             Ok(Output::tag(format!("{tag} {count}")))
         }
         None => {
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let stream = df.execute_stream().await?;
+            let (schema, stream) = stream_plan(session, &plan).await?;
             Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }

@@ -10,6 +10,7 @@ pub mod execute;
 pub mod functions;
 pub mod ids;
 pub mod pg_catalog;
+pub mod plan_cache;
 pub mod returning;
 pub mod text_casts;
 pub mod views;

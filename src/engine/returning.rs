@@ -34,12 +34,9 @@ pub async fn project(
         super::dml::select(items, vec![super::dml::table_ref(&format!("{}{RETURNING}", table.def.name), alias)], None)?;
     let planned = plan(session, &query).await;
     let result = match planned {
-        Ok(p) => match session.context().execute_logical_plan(p).await {
-            Ok(df) => {
-                let schema = postgres_column_names(&query, df.schema().as_arrow());
-                df.execute_stream().await.map(|stream| Output::Rows { schema, stream, tag }).map_err(Into::into)
-            }
-            Err(e) => Err(e.into()),
+        Ok(p) => match super::execute::stream_plan(session, &p).await {
+            Ok((schema, stream)) => Ok(Output::Rows { schema: postgres_column_names(&query, &schema), stream, tag }),
+            Err(e) => Err(e),
         },
         Err(e) => Err(e),
     };

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::TaskContext;
+use datafusion::execution::context::SessionState;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
@@ -34,6 +36,30 @@ pub struct Session {
     pub cursors: cursor::Cursors,
     /// SQL prepared statements (PREPARE).
     prepared: prepared::PreparedStatements,
+    /// DataFusion's state and task context, built once and reused until
+    /// the session's configuration changes (see [`Session::statement_state`]).
+    planning: Mutex<PlanningState>,
+    /// Plans of statements run before (see `engine::plan_cache`).
+    plans: Mutex<crate::engine::plan_cache::PlanCache>,
+}
+
+/// The state one statement plans with (see [`Session::statement_state`]).
+pub struct StatementState {
+    pub state: Arc<SessionState>,
+    /// The configuration generation it was copied under.
+    generation: u64,
+}
+
+/// The cached copy of the context's state. Cloning a `SessionState` (and
+/// building a `TaskContext` from it) copies every function registry, about
+/// a tenth of a point query's time, so statements share one.
+#[derive(Default)]
+struct PlanningState {
+    state: Option<SessionState>,
+    task: Option<Arc<TaskContext>>,
+    /// Bumped by every configuration change; a state taken before one is
+    /// not put back.
+    generation: u64,
 }
 
 /// What the catalogs and catalog functions see of a session.
@@ -82,7 +108,69 @@ impl Session {
         let settings = Arc::new(Mutex::new(Settings::new(user, database, application_name)));
         let info = Arc::new(SessionView { settings: settings.clone(), pid });
         let ctx = engine.session_context(txn.clone(), info);
-        Session { engine, ctx, settings, txn, copy_in: Mutex::new(None), cursors: Default::default(), prepared: Default::default() }
+        Session {
+            engine,
+            ctx,
+            settings,
+            txn,
+            copy_in: Mutex::new(None),
+            cursors: Default::default(),
+            prepared: Default::default(),
+            planning: Default::default(),
+            plans: Default::default(),
+        }
+    }
+
+    pub fn plan_cache(&self) -> std::sync::MutexGuard<'_, crate::engine::plan_cache::PlanCache> {
+        self.plans.lock().unwrap()
+    }
+
+    /// Changes whenever the DataFusion configuration statements plan under does.
+    pub fn config_generation(&self) -> u64 {
+        self.planning.lock().unwrap().generation
+    }
+
+    /// The state one statement plans with: the cached copy of the
+    /// context's state, its start time (`now()`) set to now. Hand it back
+    /// with [`Session::release_state`].
+    pub fn statement_state(&self) -> StatementState {
+        let (cached, generation) = {
+            let mut p = self.planning.lock().unwrap();
+            (p.state.take(), p.generation)
+        };
+        let mut state = cached.unwrap_or_else(|| self.ctx.state_ref().read().clone());
+        state.mark_start_execution();
+        StatementState { state: Arc::new(state), generation }
+    }
+
+    /// Keep a statement's state for the next one, unless the configuration
+    /// changed meanwhile or something still holds it.
+    pub fn release_state(&self, StatementState { state, generation }: StatementState) {
+        if let Ok(state) = Arc::try_unwrap(state) {
+            let mut p = self.planning.lock().unwrap();
+            if p.generation == generation && p.state.is_none() {
+                p.state = Some(state);
+            }
+        }
+    }
+
+    /// The task context statements execute with.
+    pub fn task_ctx(&self) -> Arc<TaskContext> {
+        if let Some(task) = self.planning.lock().unwrap().task.clone() {
+            return task;
+        }
+        let task = Arc::new(TaskContext::from(&*self.ctx.state_ref().read()));
+        let mut p = self.planning.lock().unwrap();
+        p.task.get_or_insert(task).clone()
+    }
+
+    /// Change DataFusion's configuration (and drop the cached copies).
+    fn configure(&self, change: impl FnOnce(&mut datafusion::config::ConfigOptions)) {
+        change(self.ctx.state_ref().write().config_mut().options_mut());
+        let mut p = self.planning.lock().unwrap();
+        p.state = None;
+        p.task = None;
+        p.generation += 1;
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -108,14 +196,14 @@ impl Session {
     pub fn apply_time_zone(&self) {
         if let Some(tz) = self.settings().named_zone() {
             // Arrow resolves IANA names itself (its chrono-tz feature).
-            self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some(tz.name().to_string());
+            self.configure(|o| o.execution.time_zone = Some(tz.name().to_string()));
             return;
         }
         let secs = self.settings().utc_offset_secs();
         let sign = if secs < 0 { '-' } else { '+' };
         let abs = secs.unsigned_abs();
         let offset = format!("{sign}{:02}:{:02}", abs / 3600, (abs % 3600) / 60);
-        self.ctx.state_ref().write().config_mut().options_mut().execution.time_zone = Some(offset);
+        self.configure(|o| o.execution.time_zone = Some(offset));
     }
 
     /// The schema unqualified names mean: the first schema of `search_path`
@@ -135,13 +223,8 @@ impl Session {
     /// and point DataFusion's name resolution at the same schema.
     pub fn classify(&self, stmt: Statement) -> Result<Command> {
         let schema = self.current_schema();
-        {
-            let state = self.ctx.state_ref();
-            let mut state = state.write();
-            let options = state.config_mut().options_mut();
-            if options.catalog.default_schema != schema {
-                options.catalog.default_schema = schema.clone();
-            }
+        if self.ctx.state_ref().read().config().options().catalog.default_schema != schema {
+            self.configure(|o| o.catalog.default_schema = schema.clone());
         }
         sql::classify_in(stmt, &schema)
     }

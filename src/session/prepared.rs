@@ -113,6 +113,7 @@ impl Session {
         }
         self.cursors.close_all();
         self.prepared.by_name.lock().unwrap().clear();
+        self.plan_cache().clear();
         self.settings().reset_all();
         self.apply_time_zone();
         Ok(Output::tag("DISCARD ALL"))

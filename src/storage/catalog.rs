@@ -280,8 +280,18 @@ impl Catalog {
         change(&mut next.objects);
         write_atomically(&self.dir, &next)?;
         self.file = next;
+        GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
+}
+
+/// Bumped by every catalog commit of any catalog in the process: plans
+/// kept across statements are reused only under the generation they were
+/// planned in (a spurious bump only costs a re-plan).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
 }
 
 fn write_atomically(dir: &Path, file: &CatalogFile) -> Result<()> {

@@ -52,6 +52,10 @@ impl TableHandle {
         TableHandle { storage, table, txn, with_rowid, constraints }
     }
 
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+
     /// The committed version and own writes a scan reads, taken together.
     fn view(&self) -> (Arc<TableVersion>, TableWrites) {
         let txn = self.txn.lock().unwrap();
@@ -94,6 +98,20 @@ impl TableProvider for TableHandle {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let (version, own) = self.view();
+        if own.is_empty() {
+            if let Some(key) = super::key_probe::pinned_key(&self.table, filters) {
+                if self.table.keys_wanted() {
+                    // After a restart the key set loads with the first write;
+                    // a read-only workload loads it here, in the background.
+                    let (storage, table) = (self.storage.clone(), self.table.clone());
+                    tokio::spawn(async move { storage.load_keys(&table).await });
+                }
+                let wanted = projection.cloned().unwrap_or_else(|| (0..self.schema().fields().len()).collect());
+                if let Some(row) = super::key_probe::probe(&self.table, &version, &key, &wanted).await.map_err(to_df)? {
+                    return Ok(Arc::new(super::key_probe::KeyProbeExec::new(&self.table, key, row)));
+                }
+            }
+        }
         let source = ScanSource {
             version: &version,
             own_truncate: own.truncate,

@@ -11,6 +11,7 @@ pub mod compact;
 mod ddl;
 pub mod heap;
 pub mod index;
+pub mod key_probe;
 pub mod lance_types;
 pub mod handle;
 pub mod scan;
@@ -182,7 +183,7 @@ impl Storage {
         self.tables.read().unwrap().get(&(schema.to_string(), name.to_string())).cloned()
     }
 
-    fn table_by_id(&self, id: u64) -> Option<Arc<Table>> {
+    pub fn table_by_id(&self, id: u64) -> Option<Arc<Table>> {
         self.tables.read().unwrap().values().find(|t| t.def.id == id).cloned()
     }
 
@@ -273,6 +274,15 @@ impl Storage {
         let latest = self.snapshot().table(table.def.id).unwrap_or_default();
         table.ensure_keys_loaded(&latest).await?;
         Ok(guard)
+    }
+
+    /// Load `table`'s key set (for key probes), under its write lock.
+    pub async fn load_keys(&self, table: &Table) {
+        let _guard = table.write_lock.lock().await;
+        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
+        if let Err(e) = table.ensure_keys_loaded(&latest).await {
+            tracing::warn!(table = %table.def.name, error = %e, "loading the primary-key set failed");
+        }
     }
 
     /// Check a transaction's primary-key writes to `table` now (inside a
@@ -409,8 +419,12 @@ impl Storage {
                 })
             })
             .await?;
+        let published = self.snapshot();
         for ((table, w), keys) in tables.iter().zip(writes.values()).zip(key_changes) {
-            table.apply_keys(keys);
+            // The table's write lock is still held: its version in the
+            // published state is this commit's (flushes keep `last_lsn`).
+            let lsn = published.table(table.def.id).map(|v| v.last_lsn).unwrap_or(0);
+            table.apply_keys(keys, lsn);
             table.note_deletes(seq, w);
         }
         drop(held);

@@ -39,6 +39,13 @@ pub const NEXT_ROWID_PROPERTY: &str = "tarn.next_rowid";
 /// An encoded primary-key value (Arrow row format).
 pub type Key = Box<[u8]>;
 
+/// The committed rows' primary keys, as of one table version.
+struct KeySet {
+    map: HashMap<Key, u64>,
+    /// The `TableVersion::last_lsn` the map reflects.
+    lsn: u64,
+}
+
 /// How a commit changes the primary-key set.
 #[derive(Debug, Default)]
 pub struct KeyChanges {
@@ -61,7 +68,11 @@ pub struct Table {
     /// Serialises flushes.
     pub flush_lock: tokio::sync::Mutex<()>,
     /// Primary-key value → row id of the committed rows, loaded on first use.
-    keys: Mutex<Option<HashMap<Key, u64>>>,
+    keys: Mutex<Option<KeySet>>,
+    /// A background load of the key set was started (for key probes).
+    keys_requested: std::sync::atomic::AtomicBool,
+    /// Where each row id of a Lance version sits (for key probes).
+    pub row_addresses: tokio::sync::Mutex<super::key_probe::RowAddresses>,
     next_rowid: AtomicU64,
     /// Row id → publish sequence of recent deletes, for conflict checks of
     /// explicit transactions; pruned once no open transaction is older.
@@ -165,6 +176,8 @@ impl Table {
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             flush_lock: tokio::sync::Mutex::new(()),
             keys: Mutex::new(None),
+            keys_requested: Default::default(),
+            row_addresses: Default::default(),
             next_rowid: AtomicU64::new(next_rowid),
             recent_deletes: Mutex::new(HashMap::new()),
             truncated_seq: AtomicU64::new(0),
@@ -327,8 +340,25 @@ impl Table {
             }
         }
         debug!(table = %self.def.name, keys = keys.len(), "primary-key set loaded");
-        *self.keys.lock().unwrap() = Some(keys);
+        *self.keys.lock().unwrap() = Some(KeySet { map: keys, lsn: version.last_lsn });
         Ok(())
+    }
+
+    /// True once, for the first caller to find the key set not loaded (that
+    /// caller loads it).
+    pub fn keys_wanted(&self) -> bool {
+        self.has_primary_key()
+            && self.keys.lock().unwrap().is_none()
+            && !self.keys_requested.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// The row id holding `key` in the table version whose last LSN is
+    /// `lsn`: `Some(None)` if no row has it, `None` if the key set is not
+    /// loaded or reflects another version (the caller must scan instead).
+    pub fn key_lookup(&self, key: &[u8], lsn: u64) -> Option<Option<u64>> {
+        let guard = self.keys.lock().unwrap();
+        let keys = guard.as_ref().filter(|k| k.lsn == lsn)?;
+        Some(keys.map.get(key).copied())
     }
 
     /// Check a transaction's writes against the committed keys (loaded):
@@ -339,7 +369,7 @@ impl Table {
             return Ok(KeyChanges::default());
         }
         let guard = self.keys.lock().unwrap();
-        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let committed = &guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?.map;
         let removed: Vec<Key> = writes
             .deleted_keys
             .iter()
@@ -377,7 +407,7 @@ impl Table {
         unique_proposals: bool,
     ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
         let guard = self.keys.lock().unwrap();
-        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let committed = &guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?.map;
         let removed: HashSet<&Key> =
             writes.deleted_keys.iter().filter(|(id, key)| committed.get(key) == Some(id)).map(|(_, k)| k).collect();
         let mut taken: HashSet<Key> = HashSet::new();
@@ -418,7 +448,7 @@ impl Table {
     /// on a clash. Returns the own-key set with the new keys added.
     pub fn check_new_keys(&self, writes: &TableWrites, rows: &[RecordBatch]) -> Result<Arc<HashMap<Key, u64>>> {
         let guard = self.keys.lock().unwrap();
-        let committed = guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?;
+        let committed = &guard.as_ref().ok_or_else(|| TarnError::internal("primary-key set used before loading"))?.map;
         let removed: HashSet<&Key> =
             writes.deleted_keys.iter().filter(|(id, key)| committed.get(key) == Some(id)).map(|(_, k)| k).collect();
         let mut own = match &writes.own_keys {
@@ -447,16 +477,18 @@ impl Table {
         Ok(own)
     }
 
-    /// Apply a committed transaction's key changes.
-    pub fn apply_keys(&self, changes: KeyChanges) {
+    /// Apply a committed transaction's key changes; `lsn` is the table's
+    /// last LSN once the commit is published.
+    pub fn apply_keys(&self, changes: KeyChanges, lsn: u64) {
         if let Some(keys) = self.keys.lock().unwrap().as_mut() {
             if changes.truncate {
-                keys.clear();
+                keys.map.clear();
             }
             for k in changes.removed {
-                keys.remove(&k);
+                keys.map.remove(&k);
             }
-            keys.extend(changes.added);
+            keys.map.extend(changes.added);
+            keys.lsn = lsn;
         }
     }
 

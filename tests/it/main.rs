@@ -10,6 +10,7 @@ mod extended_client;
 mod durability;
 mod harness;
 mod heap;
+mod point_queries;
 mod slt;
 mod wire;
 mod transactions;

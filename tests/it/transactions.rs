@@ -253,7 +253,7 @@ async fn explain_returns_the_plan_as_query_plan_rows() {
     c.batch_execute("CREATE TABLE ex (id int PRIMARY KEY, v int); INSERT INTO ex VALUES (1, 1), (2, 2); DELETE FROM ex WHERE id = 1")
         .await
         .unwrap();
-    for sql in ["EXPLAIN SELECT v FROM ex WHERE id = 2", "EXPLAIN ANALYZE SELECT count(*) FROM ex"] {
+    for sql in ["EXPLAIN SELECT v FROM ex WHERE v = 2", "EXPLAIN ANALYZE SELECT count(*) FROM ex"] {
         let msgs = c.simple_query(sql).await.unwrap();
         let mut lines = vec![];
         for m in msgs {
