@@ -67,7 +67,10 @@ impl Session {
                 other => other.map_err(|e| self.statement_failed(e)),
             };
         }
+        let writes = self.txn.lock().unwrap().has_writes();
         let committed = match result {
+            // A read-only statement has nothing to commit (and no task to spawn).
+            Ok(out) if !writes => Ok(out),
             Ok(out) => self.commit_detached().await.map(|_| out),
             Err(e) => Err(e),
         };
