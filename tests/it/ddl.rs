@@ -2,7 +2,7 @@
 //! ALTER the server stopped in the middle of is finished at startup, and a
 //! transaction that wrote the old shape of an altered table is refused.
 
-use crate::harness::{TestServer, fresh, rows, s, sqlstate};
+use crate::harness::{TestServer, fresh, plan, rows, s, sqlstate};
 
 #[tokio::test]
 async fn ddl_survives_kill_9() {
@@ -106,11 +106,6 @@ async fn a_transaction_that_wrote_the_old_shape_is_refused_at_commit() {
     b.batch_execute("ALTER TABLE t RENAME COLUMN w TO x").await.unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     assert_eq!(rows(&b, "SELECT id, v, x FROM t").await, vec![vec![s("2"), s("2"), s("2")]]);
-}
-
-/// The QUERY PLAN lines of EXPLAIN, joined.
-async fn plan(c: &tokio_postgres::Client, sql: &str) -> String {
-    rows(c, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r[0].clone().unwrap_or_default()).collect::<Vec<_>>().join("\n")
 }
 
 #[tokio::test]

@@ -130,6 +130,11 @@ pub async fn rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// The QUERY PLAN lines of `EXPLAIN sql`, joined.
+pub async fn plan(client: &Client, sql: &str) -> String {
+    rows(client, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r[0].clone().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
 /// The SQLSTATE of a failing statement.
 pub async fn sqlstate(client: &Client, sql: &str) -> String {
     match client.simple_query(sql).await {

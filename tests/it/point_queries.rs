@@ -3,12 +3,7 @@
 //! change, snapshot and table; prepared statements keep their plans only
 //! while the tables they read are unchanged.
 
-use crate::harness::{TestServer, fresh, rows, s};
-
-/// The QUERY PLAN lines of EXPLAIN, joined.
-async fn plan(c: &tokio_postgres::Client, sql: &str) -> String {
-    rows(c, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r[0].clone().unwrap_or_default()).collect::<Vec<_>>().join("\n")
-}
+use crate::harness::{TestServer, fresh, plan, rows, s};
 
 /// `v` of row `id`, by key probe and by a scan that cannot probe
 /// (`id + 0` pins nothing), which must agree.
