@@ -355,11 +355,53 @@ fn write_bytea_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn write_year_month_day(out: &mut Vec<u8>, date: NaiveDate) -> bool {
-    use std::io::Write;
     // PostgreSQL has no year 0: chrono's year 0 is 1 BC.
     let (year, bc) = if date.year() <= 0 { (1 - date.year(), true) } else { (date.year(), false) };
-    let _ = write!(out, "{:04}-{:02}-{:02}", year, date.month(), date.day());
+    push_padded(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    push_padded(out, date.month(), 2);
+    out.push(b'-');
+    push_padded(out, date.day(), 2);
     bc
+}
+
+/// `v` in decimal, zero-padded to at least `width` digits. Date and time
+/// text is built digit by digit: `write!` costs several times as much per
+/// cell, and a result stream formats millions of them.
+fn push_padded(out: &mut Vec<u8>, v: u32, width: usize) {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut rest = v;
+    loop {
+        digits[n] = b'0' + (rest % 10) as u8;
+        n += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(n)));
+    out.extend(digits[..n].iter().rev());
+}
+
+/// `hh:mm:ss` and, if not whole, `.` and the microseconds without trailing zeros.
+fn push_clock(out: &mut Vec<u8>, hours: u32, minutes: u32, seconds: u32, micros: u32) {
+    push_padded(out, hours, 2);
+    out.push(b':');
+    push_padded(out, minutes, 2);
+    out.push(b':');
+    push_padded(out, seconds, 2);
+    if micros != 0 {
+        let mut frac = [0u8; 6];
+        let mut rest = micros;
+        for d in frac.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let len = frac.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        out.push(b'.');
+        out.extend_from_slice(&frac[..len]);
+    }
 }
 
 /// `date` text form in DateStyle ISO: `2026-01-02`, `0044-03-15 BC`.
@@ -375,27 +417,17 @@ pub fn write_date_text(out: &mut Vec<u8>, days_since_unix_epoch: i32) {
 }
 
 fn write_time_of_day(out: &mut Vec<u8>, dt: &NaiveDateTime) {
-    use std::io::Write;
-    let _ = write!(out, " {:02}:{:02}:{:02}", dt.hour(), dt.minute(), dt.second());
-    let micros = dt.nanosecond() / 1000;
-    if micros != 0 {
-        let frac = format!("{micros:06}");
-        out.push(b'.');
-        out.extend_from_slice(frac.trim_end_matches('0').as_bytes());
-    }
+    out.push(b' ');
+    push_clock(out, dt.hour(), dt.minute(), dt.second(), dt.nanosecond() / 1000);
 }
 
 /// `time` text form: `03:04:05`, `03:04:05.25`.
 pub fn write_time_text(out: &mut Vec<u8>, micros_since_midnight: i64) {
-    use std::io::Write;
     let secs = micros_since_midnight.div_euclid(1_000_000);
-    let micros = micros_since_midnight.rem_euclid(1_000_000);
-    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
-    if micros != 0 {
-        let frac = format!("{micros:06}");
-        out.push(b'.');
-        out.extend_from_slice(frac.trim_end_matches('0').as_bytes());
-    }
+    let micros = micros_since_midnight.rem_euclid(1_000_000) as u32;
+    // `time` is at most 24:00:00; anything else stored prints as it is.
+    let hours = u32::try_from(secs / 3600).unwrap_or(u32::MAX);
+    push_clock(out, hours, ((secs / 60) % 60) as u32, (secs % 60) as u32, micros);
 }
 
 fn datetime_from_micros(micros: i64) -> Option<NaiveDateTime> {
@@ -418,18 +450,19 @@ pub fn write_timestamp_text(out: &mut Vec<u8>, micros: i64) {
 
 /// `timestamptz` text form in the session's zone: `2026-01-02 03:04:05+00`.
 pub fn write_timestamptz_text(out: &mut Vec<u8>, micros: i64, utc_offset_secs: i32) {
-    use std::io::Write;
     match datetime_from_micros(micros + i64::from(utc_offset_secs) * 1_000_000) {
         Some(dt) => {
             let bc = write_year_month_day(out, dt.date());
             write_time_of_day(out, &dt);
-            let sign = if utc_offset_secs < 0 { '-' } else { '+' };
+            out.push(if utc_offset_secs < 0 { b'-' } else { b'+' });
             let off = utc_offset_secs.unsigned_abs();
-            let _ = write!(out, "{sign}{:02}", off / 3600);
+            push_padded(out, off / 3600, 2);
             if off % 3600 != 0 {
-                let _ = write!(out, ":{:02}", (off % 3600) / 60);
+                out.push(b':');
+                push_padded(out, (off % 3600) / 60, 2);
                 if off % 60 != 0 {
-                    let _ = write!(out, ":{:02}", off % 60);
+                    out.push(b':');
+                    push_padded(out, off % 60, 2);
                 }
             }
             if bc {
@@ -443,6 +476,25 @@ pub fn write_timestamptz_text(out: &mut Vec<u8>, micros: i64, utc_offset_secs: i
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn clock_and_padding_digits() {
+        let text = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = vec![];
+            f(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(&|o| super::push_padded(o, 7, 4)), "0007");
+        assert_eq!(text(&|o| super::push_padded(o, 12345, 4)), "12345");
+        assert_eq!(text(&|o| super::push_padded(o, 0, 2)), "00");
+        assert_eq!(text(&|o| super::push_clock(o, 3, 4, 5, 0)), "03:04:05");
+        assert_eq!(text(&|o| super::push_clock(o, 23, 59, 59, 120_000)), "23:59:59.12");
+        assert_eq!(text(&|o| super::push_clock(o, 0, 0, 0, 1)), "00:00:00.000001");
+        assert_eq!(text(&|o| super::write_time_text(o, 24 * 3_600_000_000)), "24:00:00");
+        assert_eq!(text(&|o| super::write_timestamptz_text(o, 0, -(9 * 3600 + 30 * 60))), "1969-12-31 14:30:00-09:30");
+        assert_eq!(text(&|o| super::write_timestamp_text(o, -62_167_219_200_000_000)), "0001-01-01 00:00:00 BC");
+        assert_eq!(text(&|o| super::write_timestamp_text(o, -62_167_219_200_000_000 - 86_400_000_000)), "0002-12-31 00:00:00 BC");
+    }
 
     use super::*;
 
