@@ -180,7 +180,7 @@ async fn take(ds: &Arc<Dataset>, address: u64, rowid: u64, schema: &SchemaRef) -
     }
     let projection = ds.schema().project(&names)?;
     let batch = ds.take_builder(&[address], projection)?.execute().await?;
-    if batch.num_rows() != 1 || position_of_named(&batch, rowid) != Some(0) {
+    if batch.num_rows() != 1 || position_of(&batch, rowid) != Some(0) {
         return Ok(None);
     }
     let columns = schema
@@ -199,13 +199,8 @@ async fn take(ds: &Arc<Dataset>, address: u64, rowid: u64, schema: &SchemaRef) -
     Ok(Some(RecordBatch::try_new(schema.clone(), converted.columns().to_vec())?))
 }
 
-/// The row index of `rowid` in a storage-schema batch (row id last).
+/// The row index of `rowid` in a batch's row-id column.
 fn position_of(batch: &RecordBatch, rowid: u64) -> Option<usize> {
-    let ids = batch.column(batch.num_columns() - 1).as_primitive_opt::<UInt64Type>()?;
-    ids.values().iter().position(|&id| id == rowid)
-}
-
-fn position_of_named(batch: &RecordBatch, rowid: u64) -> Option<usize> {
     let ids = batch.column_by_name(ROWID)?.as_primitive_opt::<UInt64Type>()?;
     ids.values().iter().position(|&id| id == rowid)
 }
