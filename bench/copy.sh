@@ -34,9 +34,15 @@ ddl="CREATE TABLE lineitem (
 q1="SELECT l_returnflag, l_linestatus, sum(l_quantity), sum(l_extendedprice), avg(l_discount), count(*)
     FROM lineitem WHERE l_shipdate <= date '1998-09-02' GROUP BY l_returnflag, l_linestatus ORDER BY 1, 2"
 
+# The loaded rows must be the same on both sides, not only as many.
+check="SELECT sum(l_orderkey), sum(l_extendedprice), sum(l_discount * l_quantity), sum(length(l_comment)),
+    max(l_shipinstruct), min(l_shipmode), max(l_receiptdate), count(DISTINCT l_returnflag || l_linestatus)
+    FROM lineitem"
 declare -A r
 for t in pg tarn; do
     sql $t "$ddl"
+    # Start each load with no dirty pages left from the one before.
+    sync
     log "$t: COPY $rows rows"
     start=$(date +%s%N)
     psql -X -q -v ON_ERROR_STOP=1 $(conn $t) -c "\\copy lineitem FROM '$data' WITH (FORMAT csv, HEADER)"
@@ -46,8 +52,11 @@ for t in pg tarn; do
     start=$(date +%s%N); sql $t "VACUUM lineitem"; r[$t.vacuum]=$(( ($(date +%s%N) - start) / 1000000 ))
     r[$t.q1]=$(query_ms $t "$q1" 3)
     r[$t.count]=$(psql -X -At $(conn $t) -c "SELECT count(*) FROM lineitem")
+    r[$t.check]=$(psql -X -At $(conn $t) -c "$check")
 done
 [ "${r[pg.count]}" = "$rows" ] && [ "${r[tarn.count]}" = "$rows" ] || { echo "row counts differ: pg ${r[pg.count]}, tarn ${r[tarn.count]}, file $rows" >&2; exit 1; }
+[ "${r[pg.check]}" = "${r[tarn.check]}" ] || { echo "loaded data differs: pg ${r[pg.check]}, tarn ${r[tarn.check]}" >&2; exit 1; }
+log "same data on both sides: ${r[tarn.check]}"
 
 echo
 echo "Bulk load, TPC-H lineitem SF$SF ($rows rows), $(nproc) cores, $(date -u +%Y-%m-%d)"

@@ -8,6 +8,9 @@
 //! or identity, and stages the rows in the statement's transaction. So a
 //! COPY is one atomic write: the rows commit together when the data ends
 //! (autocommit) or with the block, and nothing is kept if any row fails.
+//! Outside a block, a COPY into a Lance table without a primary key is a
+//! bulk load instead (`storage::bulk`): the converted batches stream into
+//! Lance data files, committed as one Lance version when the data ends.
 //!
 //! In the binary format (`types::copy_binary`) each field is decoded with
 //! the binary parameter codecs instead, value by value.
@@ -29,7 +32,12 @@ use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::sql::Command;
 use crate::sql::copy::{Copy, CopyToSource};
+use crate::storage::bulk::{BulkLoad, bulk_loadable};
 use crate::storage::table::Table;
+use crate::storage::Storage;
+use crate::storage::txn::TxnStatus;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use crate::types::PgType;
 use crate::types::copy::{CopyFormat, CopyOptions, Fields, RowReader, write_csv_field, write_text_field};
 use crate::types::copy_binary::{self, BinaryFields, BinaryRowReader};
@@ -44,6 +52,21 @@ type DefaultFn = Box<dyn Fn(usize) -> Result<ArrayRef> + Send + Sync>;
 
 /// A `COPY … FROM STDIN` in progress.
 pub struct CopyIn {
+    converter: Arc<Converter>,
+    reader: Reader,
+    /// The text of each COPY field for the rows gathered so far (text, CSV).
+    text: Vec<StringBuilder>,
+    /// The decoded value of each COPY field for the rows gathered so far (binary).
+    values: Vec<Vec<ScalarValue>>,
+    /// The line each gathered row started on.
+    lines: Vec<u64>,
+    rows: u64,
+    sink: Sink,
+}
+
+/// Turns gathered COPY fields into table rows: shared with the bulk load's
+/// conversion task.
+struct Converter {
     table: Arc<Table>,
     /// Per table column: its position among the COPY's fields, or None
     /// (filled by its DEFAULT, identity or NULL).
@@ -51,17 +74,29 @@ pub struct CopyIn {
     /// Per table column not copied: its DEFAULT.
     defaults: Vec<Option<DefaultFn>>,
     field_names: Vec<String>,
-    reader: Reader,
-    /// The text of each COPY field for the rows gathered so far (text, CSV).
-    text: Vec<StringBuilder>,
-    /// The decoded value of each COPY field for the rows gathered so far (binary).
-    values: Vec<Vec<ScalarValue>>,
     /// Each field's type (binary fields are decoded as it).
     field_types: Vec<PgType>,
-    /// The line each gathered row started on.
-    lines: Vec<u64>,
-    rows: u64,
 }
+
+/// One batch of gathered fields, per COPY field.
+enum Gathered {
+    Text(Vec<StringArray>),
+    Values(Vec<Vec<ScalarValue>>),
+}
+
+/// Where converted rows go.
+enum Sink {
+    /// Staged in the session's transaction (committed with it).
+    Txn,
+    /// Outside a transaction block, a COPY into a Lance table without a
+    /// primary key is a bulk load (`storage::bulk`). Batches are converted
+    /// on a task of their own, so parsing the next batch and converting and
+    /// encoding this one use both cores.
+    Bulk { sender: Option<mpsc::Sender<(Gathered, Vec<u64>)>>, task: Option<JoinHandle<Result<BulkLoad>>> },
+}
+
+/// Gathered batches queued for conversion.
+const QUEUED_BATCHES: usize = 4;
 
 /// The row parser of the COPY's format.
 enum Reader {
@@ -119,24 +154,32 @@ pub fn start_copy_in(session: &Session, schema: &str, table_name: &str, columns:
         CopyFormat::Binary => Reader::Binary(BinaryRowReader::new(), BinaryFields::default()),
         _ => Reader::Text(RowReader::new(options), Fields::default()),
     };
-    Ok(CopyIn {
-        table,
-        field_of,
-        defaults,
-        values: field_names.iter().map(|_| Vec::new()).collect(),
-        field_types,
-        field_names,
-        reader,
-        text,
-        lines: Vec::with_capacity(BATCH_ROWS),
-        rows: 0,
-    })
+    let values = field_names.iter().map(|_| Vec::new()).collect();
+    let bulk = session.transaction_status() == TxnStatus::Idle && bulk_loadable(&table);
+    let converter = Arc::new(Converter { table, field_of, defaults, field_names, field_types });
+    let sink = if bulk { start_bulk(storage.clone(), converter.clone()) } else { Sink::Txn };
+    Ok(CopyIn { converter, reader, text, values, lines: Vec::with_capacity(BATCH_ROWS), rows: 0, sink })
+}
+
+/// The bulk load's conversion task: converts each gathered batch and hands
+/// the rows to the Lance writer; returns the load for the commit.
+fn start_bulk(storage: Arc<Storage>, converter: Arc<Converter>) -> Sink {
+    let (sender, mut receiver) = mpsc::channel::<(Gathered, Vec<u64>)>(QUEUED_BATCHES);
+    let task = tokio::spawn(async move {
+        let mut bulk = storage.start_bulk_load(converter.table.clone());
+        while let Some((gathered, lines)) = receiver.recv().await {
+            let rows = converter.rows(gathered, &lines)?;
+            bulk.push(&storage, rows).await?;
+        }
+        Ok(bulk)
+    });
+    Sink::Bulk { sender: Some(sender), task: Some(task) }
 }
 
 impl CopyIn {
     /// The number of fields each row must have.
     pub fn width(&self) -> usize {
-        self.field_names.len()
+        self.converter.field_names.len()
     }
 
     pub fn is_binary(&self) -> bool {
@@ -157,7 +200,18 @@ impl CopyIn {
     pub async fn finish(&mut self, session: &Session) -> Result<u64> {
         self.read_rows(session, true).await?;
         self.stage(session).await?;
+        if let Sink::Bulk { sender, task } = &mut self.sink {
+            sender.take();
+            let mut bulk = Self::bulk_result(task).await?;
+            bulk.finish(&session.engine().storage).await?;
+        }
         Ok(self.rows)
+    }
+
+    /// What the conversion task ended with (an error stops it early).
+    async fn bulk_result(task: &mut Option<JoinHandle<Result<BulkLoad>>>) -> Result<BulkLoad> {
+        let task = task.take().ok_or_else(|| TarnError::internal("COPY conversion task already finished"))?;
+        task.await.map_err(|e| TarnError::internal(format!("COPY conversion task failed: {e}")))?
     }
 
     async fn read_rows(&mut self, session: &Session, at_end: bool) -> Result<()> {
@@ -187,7 +241,7 @@ impl CopyIn {
             let message = if fields.len() > width {
                 "extra data after last expected column".to_string()
             } else {
-                format!("missing data for column \"{}\"", self.field_names[fields.len()])
+                format!("missing data for column \"{}\"", self.converter.field_names[fields.len()])
             };
             return Err(self.in_context(TarnError::new(sqlstate::BAD_COPY_FILE_FORMAT, message)));
         }
@@ -205,11 +259,12 @@ impl CopyIn {
             let e = TarnError::new(sqlstate::BAD_COPY_FILE_FORMAT, format!("row field count is {}, expected {}", fields.len(), self.width()));
             return Err(self.in_context(e));
         }
+        let c = &self.converter;
         let mut row = Vec::with_capacity(fields.len());
-        for (i, ty) in self.field_types.iter().enumerate() {
+        for (i, ty) in c.field_types.iter().enumerate() {
             let value = decode_param(fields.get(i), &ty.wire_type(), Format::Binary)
                 .and_then(|v| if v.data_type() == ty.arrow_type() { Ok(v) } else { Ok(v.cast_to(&ty.arrow_type())?) })
-                .map_err(|e| e.with_context(format!("COPY {}, line {}, column {}", self.table.def.name, self.reader.line(), self.field_names[i])))?;
+                .map_err(|e| e.with_context(format!("COPY {}, line {}, column {}", c.table.def.name, self.reader.line(), c.field_names[i])))?;
             row.push(value);
         }
         for (values, v) in self.values.iter_mut().zip(row) {
@@ -219,33 +274,56 @@ impl CopyIn {
         Ok(())
     }
 
-    /// The gathered rows of each COPY field, as its column's type.
-    fn field_arrays(&mut self) -> Result<Vec<ArrayRef>> {
-        if self.is_binary() {
-            let types = &self.field_types;
-            return self
-                .values
-                .iter_mut()
-                .zip(types)
-                .map(|(values, ty)| {
-                    let taken = std::mem::take(values);
-                    Ok(if taken.is_empty() { new_null_array(&ty.arrow_type(), 0) } else { ScalarValue::iter_to_array(taken)? })
-                })
-                .collect();
-        }
-        let text: Vec<StringArray> = self.text.iter_mut().map(|b| b.finish()).collect();
-        let field_types = self.field_types.clone();
-        text.iter().zip(&field_types).enumerate().map(|(f, (t, ty))| self.convert(t, ty, f)).collect()
-    }
-
-    /// Convert the gathered rows to the table's types and add them to the
-    /// transaction.
+    /// Hand the gathered rows on: converted and staged in the transaction,
+    /// or queued for the bulk load's conversion task.
     async fn stage(&mut self, session: &Session) -> Result<()> {
         let n = self.lines.len();
         if n == 0 {
             return Ok(());
         }
-        let mut fields = self.field_arrays()?;
+        let gathered = if self.is_binary() {
+            Gathered::Values(self.values.iter_mut().map(std::mem::take).collect())
+        } else {
+            Gathered::Text(self.text.iter_mut().map(|b| b.finish()).collect())
+        };
+        let lines = std::mem::replace(&mut self.lines, Vec::with_capacity(BATCH_ROWS));
+        match &mut self.sink {
+            Sink::Txn => {
+                let rows = self.converter.rows(gathered, &lines)?;
+                session.engine().storage.stage_inserts(&self.converter.table, session.txn(), rows).await?;
+            }
+            Sink::Bulk { sender, task } => {
+                let queued = match sender {
+                    Some(s) => s.send((gathered, lines)).await.is_ok(),
+                    None => false,
+                };
+                if !queued {
+                    // The conversion task stopped: its error says why.
+                    sender.take();
+                    return Err(match Self::bulk_result(task).await {
+                        Err(e) => e,
+                        Ok(_) => TarnError::internal("COPY conversion task stopped early"),
+                    });
+                }
+            }
+        }
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// `e` as raised while reading the current line.
+    fn in_context(&self, e: TarnError) -> TarnError {
+        e.with_context(format!("COPY {}, line {}", self.converter.table.def.name, self.reader.line().max(1)))
+    }
+}
+
+impl Converter {
+    /// Gathered fields (their rows started on `lines`) as the table's rows:
+    /// converted to the column types, omitted columns filled, constraints
+    /// checked, row ids assigned.
+    fn rows(&self, gathered: Gathered, lines: &[u64]) -> Result<Vec<RecordBatch>> {
+        let n = lines.len();
+        let mut fields = self.field_arrays(gathered, lines)?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.field_of.len());
         for (i, column) in self.table.def.columns.iter().enumerate() {
             let ty = column.pg_type();
@@ -256,28 +334,36 @@ impl CopyIn {
             });
         }
         let batch = RecordBatch::try_new(self.table.schema.clone(), columns)?;
-        let first_line = self.lines[0];
-        self.lines.clear();
-        let rows = self
-            .table
+        let first_line = lines.first().copied().unwrap_or(1);
+        self.table
             .prepare_insert(vec![batch], true)
-            .map_err(|e| e.with_context(format!("COPY {}, somewhere from line {first_line}", self.table.def.name)))?;
-        let storage = &session.engine().storage;
-        storage.stage_inserts(&self.table, session.txn(), rows).await?;
-        self.rows += n as u64;
-        Ok(())
+            .map_err(|e| e.with_context(format!("COPY {}, somewhere from line {first_line}", self.table.def.name)))
+    }
+
+    /// The gathered rows of each COPY field, as its column's type.
+    fn field_arrays(&self, gathered: Gathered, lines: &[u64]) -> Result<Vec<ArrayRef>> {
+        match gathered {
+            Gathered::Values(values) => values
+                .into_iter()
+                .zip(&self.field_types)
+                .map(|(values, ty)| Ok(if values.is_empty() { new_null_array(&ty.arrow_type(), 0) } else { ScalarValue::iter_to_array(values)? }))
+                .collect(),
+            Gathered::Text(text) => {
+                text.iter().zip(&self.field_types).enumerate().map(|(f, (t, ty))| self.convert(t, ty, f, lines)).collect()
+            }
+        }
     }
 
     /// One COPY field's text as the column's type. Text stays text; other
     /// types go through one Arrow cast, and a value it cannot convert is
     /// parsed alone for PostgreSQL's error.
-    fn convert(&self, text: &StringArray, ty: &PgType, field: usize) -> Result<ArrayRef> {
+    fn convert(&self, text: &StringArray, ty: &PgType, field: usize, lines: &[u64]) -> Result<ArrayRef> {
         match ty {
             // Checked (uuid, json) or normalised (jsonb) with the row constraints.
             ty if ty.is_text_backed() => return Ok(Arc::new(text.clone())),
             ty if crate::types::decode::parsed_from_text_by_tarn(ty) => {
                 // No Arrow cast parses these as PostgreSQL does: value by value.
-                return crate::types::decode::text_column(text, ty).map_err(|(row, e)| self.at(e, row, field, text.value(row)));
+                return crate::types::decode::text_column(text, ty).map_err(|(row, e)| self.at(e, lines, row, field, text.value(row)));
             }
             _ => {}
         }
@@ -293,22 +379,18 @@ impl CopyIn {
                             format!("invalid input syntax for type {}: \"{value}\"", ty.name()),
                         ),
                     };
-                    return Err(self.at(e, row, field, value));
+                    return Err(self.at(e, lines, row, field, value));
                 }
             }
         }
         Ok(converted)
     }
 
-    /// `e` as raised by row `row` (of the batch) in COPY field `field`.
-    fn at(&self, e: TarnError, row: usize, field: usize, value: &str) -> TarnError {
-        let line = self.lines.get(row).copied().unwrap_or_else(|| self.reader.line());
+    /// `e` as raised by row `row` (of the batch whose rows started on
+    /// `lines`) in COPY field `field`.
+    fn at(&self, e: TarnError, lines: &[u64], row: usize, field: usize, value: &str) -> TarnError {
+        let line = lines.get(row).copied().unwrap_or(0);
         e.with_context(format!("COPY {}, line {line}, column {}: \"{value}\"", self.table.def.name, self.field_names[field]))
-    }
-
-    /// `e` as raised while reading the current line.
-    fn in_context(&self, e: TarnError) -> TarnError {
-        e.with_context(format!("COPY {}, line {}", self.table.def.name, self.reader.line().max(1)))
     }
 }
 

@@ -20,7 +20,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 
-use crate::error::Result;
+use crate::error::{Result, TarnError};
 
 const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
 
@@ -59,6 +59,19 @@ pub fn to_lance(batch: &RecordBatch) -> Result<RecordBatch> {
         batch.schema().metadata().clone(),
     ));
     Ok(RecordBatch::try_new(schema, batch.columns().iter().map(to_lance_column).collect())?)
+}
+
+/// `batch` (already [`to_lance`]) with its columns in the Lance dataset's
+/// field order: Lance appends by position, and ALTER TABLE ADD COLUMN puts
+/// new fields after the row id.
+pub fn in_field_order(batch: &RecordBatch, lance_schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.schema().fields() == lance_schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = lance_schema.fields().iter().map(|f| {
+        batch.column_by_name(f.name()).cloned().ok_or_else(|| TarnError::internal(format!("Lance field {} is not a column of the rows written", f.name())))
+    });
+    Ok(RecordBatch::try_new(lance_schema.clone(), columns.collect::<Result<Vec<_>>>()?)?)
 }
 
 /// One column on its way into Lance.

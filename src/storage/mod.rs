@@ -6,9 +6,11 @@
 //! deltas into Lance in large commits and lets the WAL drop what is folded.
 
 pub mod alter;
+pub mod bulk;
 pub mod catalog;
 pub mod compact;
 mod ddl;
+pub mod durable;
 pub mod heap;
 pub mod index;
 pub mod key_probe;
@@ -451,6 +453,11 @@ impl Storage {
     /// Fold one table's unflushed changes into Lance and publish the result.
     pub async fn flush_table(&self, table: &Table) -> Result<usize> {
         let _flushing = table.flush_lock.lock().await;
+        self.flush_table_locked(table).await
+    }
+
+    /// [`Storage::flush_table`] for a caller holding the table's flush lock.
+    async fn flush_table_locked(&self, table: &Table) -> Result<usize> {
         // A RENAME or ALTER may have replaced this table object (its
         // counters are no longer advanced): leave the flush to the current
         // one, or stale counters would be recorded with the data.
@@ -463,6 +470,8 @@ impl Storage {
         }
         let started = Instant::now();
         let (folded, rows) = table.fold(&version).await?;
+        // The WAL may drop these changes once they are published as flushed.
+        durable::sync_tree(table.dir.clone()).await?;
         let last_lsn = version.last_lsn;
         self.publish_table_version(table.def.id, |v| match folded {
             table::Folded::Lance(dataset) => v.folded(dataset, last_lsn),
@@ -537,6 +546,9 @@ impl Storage {
         let version = current.version().version;
         if full || version >= table.cleaned_at.load(std::sync::atomic::Ordering::Relaxed) + policy.cleanup_every_versions {
             drop(ds);
+            // Compaction's and the indexes' new files must be on disk
+            // before cleanup removes the files they replace.
+            durable::sync_tree(table.dir.clone()).await?;
             // Keep the oldest version a reader holds, and the newest one
             // whose properties recovery reads.
             let (with_properties, _) = table.flush_properties();

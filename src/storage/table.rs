@@ -61,7 +61,7 @@ pub struct Table {
     pub schema: SchemaRef,
     /// The user's columns, then the row id: what Lance and the delta hold.
     pub storage_schema: SchemaRef,
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// Serialises commits to this table (and autocommit UPDATE/DELETE from
     /// snapshot to commit), so key checks and WAL order agree.
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
@@ -634,15 +634,7 @@ impl Table {
         // Lance wants its own field order (ALTER TABLE ADD COLUMN appends
         // after the row id).
         let lance_schema = Arc::new(arrow::datatypes::Schema::from(ds.schema()));
-        let rows = rows
-            .iter()
-            .map(|b| {
-                let columns = lance_schema.fields().iter().map(|f| b.column_by_name(f.name()).cloned().ok_or_else(|| {
-                    TarnError::internal(format!("Lance field {} is not a column of table {}", f.name(), self.def.name))
-                }));
-                Ok(RecordBatch::try_new(lance_schema.clone(), columns.collect::<Result<Vec<_>>>()?)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let rows = rows.iter().map(|b| super::lance_types::in_field_order(b, &lance_schema)).collect::<Result<Vec<_>>>()?;
         let new_fragments = if rows.is_empty() {
             vec![]
         } else {
@@ -780,7 +772,8 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
 
 fn check_length(values: &StringArray, n: u32, type_name: &str) -> Result<()> {
     for v in values.iter().flatten() {
-        if v.chars().count() > n as usize && v.trim_end_matches(' ').chars().count() > n as usize {
+        // No more bytes than n means no more characters.
+        if v.len() > n as usize && v.chars().count() > n as usize && v.trim_end_matches(' ').chars().count() > n as usize {
             return Err(TarnError::new(sqlstate::STRING_DATA_RIGHT_TRUNCATION, format!("value too long for type {type_name}({n})")));
         }
     }
@@ -813,16 +806,26 @@ fn map_text(values: &StringArray, f: impl Fn(&str) -> Result<Option<String>>) ->
 fn pad_bpchar(values: &StringArray, n: u32) -> Result<ArrayRef> {
     check_length(values, n, "character")?;
     let n = n as usize;
-    let padded: StringArray = values
-        .iter()
-        .map(|v| {
-            v.map(|s| {
-                let len = s.chars().count();
-                if len >= n { s.chars().take(n).collect::<String>() } else { format!("{s}{}", " ".repeat(n - len)) }
-            })
-        })
-        .collect();
-    Ok(Arc::new(padded))
+    let mut padded = arrow::array::StringBuilder::with_capacity(values.len(), values.len() * n);
+    let spaces = " ".repeat(n);
+    for v in values.iter() {
+        let Some(s) = v else {
+            padded.append_null();
+            continue;
+        };
+        let len = if s.is_ascii() { s.len() } else { s.chars().count() };
+        if len >= n {
+            // Longer only by trailing spaces (checked above): cut them.
+            let end = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
+            padded.append_value(&s[..end]);
+        } else {
+            use std::fmt::Write;
+            let _ = padded.write_str(s);
+            let _ = padded.write_str(&spaces[..n - len]);
+            padded.append_value("");
+        }
+    }
+    Ok(Arc::new(padded.finish()))
 }
 
 /// The properties of the newest flush (the newest version that has them),

@@ -2,6 +2,7 @@
 //! ephemeral ports with temporary data directories) driven by real clients.
 //! All in one test binary so DataFusion and Lance are linked once.
 
+mod bulk_copy;
 mod compaction;
 mod copy;
 mod ddl;
