@@ -367,6 +367,11 @@ impl Converter {
             }
             _ => {}
         }
+        if let (PgType::Numeric(_), arrow::datatypes::DataType::Decimal128(p, s)) = (ty, ty.arrow_type()) {
+            if let Some(decimals) = crate::types::decimal_text::plain_decimals(text, p, s) {
+                return Ok(Arc::new(decimals));
+            }
+        }
         let converted = cast_with_options(text, &ty.arrow_type(), &CastOptions { safe: true, ..Default::default() })?;
         if converted.null_count() != text.null_count() {
             for row in 0..text.len() {

@@ -269,7 +269,10 @@ impl Session {
 
     /// One CopyData message.
     pub async fn copy_data(&self, data: &[u8]) {
-        let Some(CopyState::Receiving(mut copy)) = self.copy_in.lock().unwrap().take() else {
+        // After a failure the rest of the data is dropped; the error waits
+        // for CopyDone.
+        let receiving = self.copy_in.lock().unwrap().take_if(|s| matches!(s, CopyState::Receiving(_)));
+        let Some(CopyState::Receiving(mut copy)) = receiving else {
             return;
         };
         let state = match copy.push(self, data).await {

@@ -12,6 +12,7 @@
 pub mod array;
 pub mod copy;
 pub mod copy_binary;
+pub mod decimal_text;
 pub mod decode;
 pub mod encode;
 pub mod float;

@@ -81,6 +81,10 @@ async fn a_bad_row_names_its_line_and_nothing_is_kept() {
         assert!(where_.contains(context), "{data:?}: context {where_:?}");
         assert_eq!(rows(&c, "SELECT count(*) FROM items").await, vec![vec![s("0")]], "{data:?}");
     }
+    // The error waits for CopyDone when more data follows the bad row.
+    let e = copy_in(&c, "COPY items (name, price) FROM STDIN", &["a\t1\nb\tx\n", "c\t3\n", "d\t4\n"]).await.unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "22P02", "{e}");
+    assert_eq!(rows(&c, "SELECT count(*) FROM items").await, vec![vec![s("0")]]);
     // A duplicate key, within the COPY or against the table.
     c.batch_execute("CREATE TABLE k (id int PRIMARY KEY)").await.unwrap();
     assert_eq!(copy_in(&c, "COPY k FROM STDIN", &["1\n2\n1\n"]).await.unwrap_err().code().unwrap().code(), "23505");
