@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::WITH_ROWID;
-use super::execute::{Output, plan};
+use super::execute::Output;
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::sql::{normalize_ident, qualified_name};
@@ -192,8 +192,7 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
         // Autocommit: hold the table's write lock from before the snapshot
         // to the commit, so concurrent updates of the same rows serialise
         // and none is lost.
-        storage.lock_for_write(&sel.table, txn).await;
-        txn.lock().unwrap().snapshot = storage.snapshot();
+        storage.lock_for_update(&sel.table, txn).await;
     }
     let (count, returned) = apply(session, &sel, params).await?;
     let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
@@ -209,11 +208,8 @@ pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues
 pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValues>) -> Result<(usize, Vec<RecordBatch>)> {
     let storage = &session.engine().storage;
     let txn = session.txn();
-    let mut plan = plan(session, &sel.query).await?;
-    if let Some(params) = params {
-        plan = plan.with_param_values(params)?;
-    }
-    let batches = super::execute::collect_plan(session, &plan).await?;
+    let bound = super::execute::bind(session, &sel.query, params).await?;
+    let batches = super::execute::collect_bound(session, &bound).await?;
 
     let table = &sel.table;
     let key_len = table.def.primary_key.len();

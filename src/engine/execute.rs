@@ -57,24 +57,87 @@ pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
     Ok(plan)
 }
 
-/// Optimize `plan` and plan its execution, with the session's state.
-pub async fn physical_plan(session: &Session, plan: &LogicalPlan) -> Result<Arc<dyn ExecutionPlan>> {
+/// A statement's plan with its parameters bound: optimized already (kept
+/// in the plan cache, see `plan_cache`) or not yet.
+pub struct Bound {
+    pub plan: LogicalPlan,
+    pub optimized: bool,
+}
+
+/// Plan `stmt` and bind `params`, reusing its kept optimized plan when the
+/// parameters are of the types it was optimized for (and making one when
+/// it may be kept).
+pub async fn bind(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Bound> {
+    let types: Vec<DataType> = match &params {
+        Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
+        Some(ParamValues::Map(_)) => return Ok(Bound { plan: bind_values(plan(session, stmt).await?, params)?, optimized: false }),
+        None => vec![],
+    };
+    let under = (crate::storage::catalog::generation(), session.config_generation());
+    let storage = &session.engine().storage;
+    let lookup = session.plan_cache().get_optimized(stmt, under, storage, &types);
+    let may_keep = match lookup {
+        Ok(optimized) => return Ok(Bound { plan: bind_values(optimized, params)?, optimized: true }),
+        Err(may_keep) => may_keep,
+    };
+    let logical = plan(session, stmt).await?;
+    if !may_keep {
+        return Ok(Bound { plan: bind_values(logical, params)?, optimized: false });
+    }
     let state = session.statement_state();
-    let physical = state.state.create_physical_plan(plan).await;
+    let optimized = super::plan_cache::type_placeholders(logical.clone(), &types).and_then(|typed| state.state.optimize(&typed));
+    session.release_state(state);
+    match optimized {
+        Ok(optimized) => {
+            session.plan_cache().put_optimized(stmt, Some((types, optimized.clone())));
+            Ok(Bound { plan: bind_values(optimized, params)?, optimized: true })
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "plan not optimized ahead of its parameter values");
+            session.plan_cache().put_optimized(stmt, None);
+            Ok(Bound { plan: bind_values(logical, params)?, optimized: false })
+        }
+    }
+}
+
+fn bind_values(plan: LogicalPlan, params: Option<ParamValues>) -> Result<LogicalPlan> {
+    Ok(match params {
+        Some(params) => plan.with_param_values(params)?,
+        None => plan,
+    })
+}
+
+/// Optimize `plan` (unless `optimized`) and plan its execution, with the
+/// session's state.
+pub async fn physical_plan(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<Arc<dyn ExecutionPlan>> {
+    let state = session.statement_state();
+    let physical = if optimized {
+        state.state.query_planner().create_physical_plan(plan, &state.state).await
+    } else {
+        state.state.create_physical_plan(plan).await
+    };
     session.release_state(state);
     Ok(physical?)
 }
 
 /// Run `plan` to the end and keep every row (DML row selections, EXPLAIN).
 pub async fn collect_plan(session: &Session, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
-    let physical = physical_plan(session, plan).await?;
+    collect_bound(session, &Bound { plan: plan.clone(), optimized: false }).await
+}
+
+pub async fn collect_bound(session: &Session, bound: &Bound) -> Result<Vec<RecordBatch>> {
+    let physical = physical_plan(session, &bound.plan, bound.optimized).await?;
     Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
 }
 
 /// Run `plan` as a stream of its rows, with its result schema.
 pub async fn stream_plan(session: &Session, plan: &LogicalPlan) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    let physical = physical_plan(session, plan).await?;
+    stream_bound(session, &Bound { plan: plan.clone(), optimized: false }).await
+}
+
+async fn stream_bound(session: &Session, bound: &Bound) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    let schema: SchemaRef = Arc::new(bound.plan.schema().as_arrow().clone());
+    let physical = physical_plan(session, &bound.plan, bound.optimized).await?;
     Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
@@ -87,11 +150,8 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
                     return insert(session, ins, params).await;
                 }
             }
-            let mut plan = plan(session, &stmt).await?;
-            if let Some(params) = params {
-                plan = plan.with_param_values(params)?;
-            }
-            Ok(match run_plan(session, plan).await? {
+            let bound = bind(session, &stmt, params).await?;
+            Ok(match run_plan(session, bound).await? {
                 Output::Rows { schema, stream, tag } => {
                     Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag }
                 }
@@ -265,8 +325,7 @@ async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) ->
     if locks && txn.lock().unwrap().status == crate::storage::txn::TxnStatus::Idle {
         // Autocommit: decide which rows conflict under the table's write
         // lock, held to the commit, so a concurrent insert cannot slip in.
-        storage.lock_for_write(&table, txn).await;
-        txn.lock().unwrap().snapshot = storage.snapshot();
+        storage.lock_for_update(&table, txn).await;
     }
     {
         let mut t = txn.lock().unwrap();
@@ -275,11 +334,8 @@ async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) ->
         t.statement.capture = (items.is_some() || do_update.is_some()).then(Vec::new);
     }
     let result = async {
-        let mut p = plan(session, &Statement::Insert(plain)).await?;
-        if let Some(params) = params {
-            p = p.with_param_values(params)?;
-        }
-        run_plan(session, p).await
+        let bound = bind(session, &Statement::Insert(plain), params).await?;
+        run_plan(session, bound).await
     }
     .await;
     let (mut captured, conflicts) = {
@@ -345,8 +401,8 @@ fn check_conflict_target(table: &crate::storage::table::Table, target: Option<&C
     }
 }
 
-async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
-    let dml_tag = match &plan {
+async fn run_plan(session: &Session, bound: Bound) -> Result<Output> {
+    let dml_tag = match &bound.plan {
         LogicalPlan::Dml(DmlStatement { op: WriteOp::Insert(_), .. }) => Some("INSERT 0"),
         LogicalPlan::Dml(DmlStatement { op, .. }) => {
             return Err(TarnError::not_supported(format!("{op} is not supported yet")));
@@ -356,13 +412,13 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
         }
         _ => None,
     };
-    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+    let explain = matches!(bound.plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
     if explain {
-        return Ok(query_plan_rows(collect_plan(session, &plan).await?));
+        return Ok(query_plan_rows(collect_bound(session, &bound).await?));
     }
     match dml_tag {
         Some(tag) => {
-            let batches = collect_plan(session, &plan).await?;
+            let batches = collect_bound(session, &bound).await?;
             let count: u64 = batches
                 .iter()
                 .filter(|b| b.num_columns() > 0)
@@ -371,7 +427,7 @@ async fn run_plan(session: &Session, plan: LogicalPlan) -> Result<Output> {
             Ok(Output::tag(format!("{tag} {count}")))
         }
         None => {
-            let (schema, stream) = stream_plan(session, &plan).await?;
+            let (schema, stream) = stream_bound(session, &bound).await?;
             Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }

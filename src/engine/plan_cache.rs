@@ -3,10 +3,15 @@
 //! selection — skips SQL-to-plan work (brief: "prepared statements plan
 //! once").
 //!
-//! What is kept is the plan before optimization: each execution still binds
-//! its parameters, optimizes (so `now()` is that statement's time, and
-//! constant folding sees the parameter values) and plans execution, whose
-//! scans read the statement's own snapshot. A plan is kept only if every
+//! What is kept is the plan before optimization, and — for a plan that
+//! calls no stable or volatile function (`now()` is folded to the
+//! statement's time by the optimizer) and is no EXPLAIN — the optimized
+//! plan too, with its parameters typed as they were bound but not
+//! substituted: an execution binding the same types substitutes the values
+//! and goes straight to physical planning, whose scans read the
+//! statement's own snapshot. Logical optimization is most of a small
+//! statement's fixed cost (a single-row INSERT, a key lookup), and plans
+//! nothing from data, so it is done once. A plan is kept only if every
 //! relation it reads is a Tarn table (catalog tables, views and
 //! statement-local relations are built at planning time, so their plans
 //! are not reusable), and is used only while the catalog, the session's
@@ -16,9 +21,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::TreeNodeRecursion;
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Volatility};
 use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::storage::Storage;
@@ -29,6 +37,14 @@ use crate::storage::table::Table;
 /// inline literals would otherwise grow it without bound).
 const CAPACITY: usize = 256;
 
+enum Optimized {
+    /// Optimized with its placeholders typed as these.
+    Plan(Vec<DataType>, LogicalPlan),
+    /// Calls a stable or volatile function, is an EXPLAIN, or failed to
+    /// optimize with placeholders: optimized per execution.
+    Unfit,
+}
+
 #[derive(Default)]
 pub struct PlanCache {
     entries: HashMap<Statement, Cached>,
@@ -36,6 +52,8 @@ pub struct PlanCache {
 
 struct Cached {
     plan: LogicalPlan,
+    /// The optimized plan, once made (or found unfit).
+    optimized: Option<Optimized>,
     /// The planning conditions: catalog generation, configuration generation.
     under: (u64, u64),
     /// The table definitions the plan resolved.
@@ -58,12 +76,97 @@ impl PlanCache {
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
-        self.entries.insert(stmt.clone(), Cached { plan: plan.clone(), under, tables });
+        self.entries.insert(stmt.clone(), Cached { plan: plan.clone(), optimized: None, under, tables });
+    }
+
+    /// The optimized plan of `stmt` for parameters of `types`: `Ok(plan)`,
+    /// or `Err(true)` if one may be made and kept with
+    /// [`PlanCache::put_optimized`], `Err(false)` if not.
+    pub fn get_optimized(&self, stmt: &Statement, under: (u64, u64), storage: &Storage, types: &[DataType]) -> Result<LogicalPlan, bool> {
+        let Some(cached) = self.entries.get(stmt) else { return Err(false) };
+        let current = cached.under == under
+            && cached.tables.iter().all(|t| storage.table_by_id(t.def.id).is_some_and(|now| Arc::ptr_eq(&now, t)));
+        if !current {
+            return Err(false);
+        }
+        match &cached.optimized {
+            Some(Optimized::Plan(kept, plan)) if kept.as_slice() == types => Ok(plan.clone()),
+            Some(Optimized::Plan(..)) => Err(true),
+            Some(Optimized::Unfit) => Err(false),
+            None => Err(optimizable(&cached.plan)),
+        }
+    }
+
+    /// Keep `stmt`'s optimized plan for parameters of `types` (None: it
+    /// cannot be optimized ahead of its values).
+    pub fn put_optimized(&mut self, stmt: &Statement, optimized: Option<(Vec<DataType>, LogicalPlan)>) {
+        if let Some(cached) = self.entries.get_mut(stmt) {
+            cached.optimized = Some(match optimized {
+                Some((types, plan)) => Optimized::Plan(types, plan),
+                None => Optimized::Unfit,
+            });
+        }
     }
 
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+}
+
+/// Whether `plan` gives the same optimized plan whenever it runs: no EXPLAIN
+/// (its output records the optimizer's passes), and only immutable
+/// functions (the optimizer folds `now()` and other stable functions).
+fn optimizable(plan: &LogicalPlan) -> bool {
+    if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+        return false;
+    }
+    let mut immutable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                let volatility = match e {
+                    Expr::ScalarFunction(f) => f.func.signature().volatility,
+                    Expr::AggregateFunction(f) => f.func.signature().volatility,
+                    Expr::WindowFunction(_) | Expr::ScalarVariable(..) => Volatility::Volatile,
+                    _ => Volatility::Immutable,
+                };
+                immutable &= volatility == Volatility::Immutable;
+                Ok(if immutable { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+            })
+        })
+    });
+    immutable
+}
+
+/// `plan` with each untyped `$n` placeholder typed as `types[n-1]` (the
+/// types its values are bound as), schemas recomputed — what optimizing
+/// ahead of the values needs, as DataFusion's own substitution does.
+pub fn type_placeholders(plan: LogicalPlan, types: &[DataType]) -> datafusion::common::Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|plan| {
+        let names = NamePreserver::new(&plan);
+        plan.map_expressions(|e| {
+            let saved = names.save(&e);
+            let typed = e.transform_up(|e| match e {
+                Expr::Placeholder(Placeholder { id, field: None }) => {
+                    let n: Option<usize> = id.strip_prefix('$').and_then(|n| n.parse().ok());
+                    match n.and_then(|n| types.get(n.wrapping_sub(1))) {
+                        Some(ty) => {
+                            let field = Arc::new(Field::new(&id, ty.clone(), true));
+                            Ok(Transformed::yes(Expr::Placeholder(Placeholder { id, field: Some(field) })))
+                        }
+                        None => Ok(Transformed::no(Expr::Placeholder(Placeholder { id, field: None }))),
+                    }
+                }
+                other => Ok(Transformed::no(other)),
+            })?;
+            Ok(if typed.transformed { typed.update_data(|e| saved.restore(e)) } else { typed })
+        })?
+        .map_data(|plan| match plan {
+            LogicalPlan::Values(v) => LogicalPlanBuilder::values(v.values)?.build(),
+            plan => plan.recompute_schema(),
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// The Tarn tables `plan` reads, or None if it reads anything else.

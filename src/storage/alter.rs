@@ -279,6 +279,7 @@ impl Storage {
         // No commit to the table from here on; fold its delta so every row
         // is in Lance, in the old shape.
         let _writing = table.write_lock.clone().lock_owned().await;
+        self.settle().await;
         self.flush_table(&table).await?;
         let _flushing = table.flush_lock.lock().await;
         let version = self.snapshot().table(def.id).unwrap_or_default();

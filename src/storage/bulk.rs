@@ -87,6 +87,7 @@ impl Storage {
     async fn commit_bulk_load(&self, table: &Arc<Table>, written: Transaction, base: Option<Arc<Dataset>>) -> Result<()> {
         let _flushing = table.flush_lock.lock().await;
         let _writing = table.write_lock.lock().await;
+        self.settle().await;
         if !self.table_by_id(table.def.id).is_some_and(|t| Arc::ptr_eq(&t, table)) {
             return Err(TarnError::new(
                 sqlstate::SERIALIZATION_FAILURE,

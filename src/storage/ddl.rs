@@ -66,6 +66,7 @@ impl Storage {
             Some(t) => Some(t.flush_lock.lock().await),
             None => None,
         };
+        self.settle().await;
         catalog.commit(|o| o.tables.retain(|t| t.id != def.id))?;
         self.tables.write().unwrap().remove(&(schema.to_string(), name.to_string()));
         self.publish(|state| {
@@ -253,6 +254,7 @@ impl Storage {
     /// an index added or dropped) and install it.
     pub(super) async fn redefine_table(&self, catalog: &mut super::catalog::Catalog, table: &Table, def: TableDef) -> Result<Arc<Table>> {
         let _writing = table.write_lock.clone().lock_owned().await;
+        self.settle().await;
         let same_columns: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
         let new_table = Arc::new(table.redefine(def.clone(), &same_columns)?);
         catalog.commit(|o| o.replace_table(def.clone()))?;

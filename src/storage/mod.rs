@@ -82,8 +82,9 @@ pub struct Storage {
     views: RwLock<HashMap<(String, String), catalog::ViewDef>>,
     /// Schemas made by CREATE SCHEMA (mirrors the catalog, read without its async lock).
     schemas: RwLock<Vec<catalog::SchemaDef>>,
-    /// What a statement starting now reads; replaced whole by every commit.
-    current: RwLock<Arc<DbState>>,
+    /// What a statement starting now reads; replaced whole by every commit
+    /// (commits publish from the WAL writer thread, hence the `Arc`).
+    current: Arc<RwLock<Arc<DbState>>>,
     wal: Arc<Wal>,
     policy: FlushPolicy,
     /// Snapshot sequence → number of open transaction blocks that began there.
@@ -173,7 +174,7 @@ impl Storage {
             tables: RwLock::new(tables),
             views: RwLock::new(views),
             schemas: RwLock::new(catalog_schemas),
-            current: RwLock::new(Arc::new(state)),
+            current: Arc::new(RwLock::new(Arc::new(state))),
             wal,
             policy,
             readers: Mutex::new(BTreeMap::new()),
@@ -229,13 +230,7 @@ impl Storage {
 
     /// Replace the published state (commits, flushes, DDL).
     fn publish(&self, change: impl FnOnce(&mut DbState)) -> u64 {
-        let mut current = self.current.write().unwrap();
-        let mut next = (**current).clone();
-        next.seq += 1;
-        change(&mut next);
-        let seq = next.seq;
-        *current = Arc::new(next);
-        seq
+        publish_into(&self.current, change)
     }
 
     /// A transaction block opened at snapshot `seq`: deletes newer than it
@@ -258,31 +253,84 @@ impl Storage {
         self.readers.lock().unwrap().keys().next().copied()
     }
 
-    /// Take `table`'s write lock for the rest of the transaction, unless held.
-    pub async fn lock_for_write(&self, table: &Table, txn: &TxnHandle) {
-        if txn.lock().unwrap().held.contains_key(&table.def.id) {
-            return;
-        }
-        let guard = table.write_lock.clone().lock_owned().await;
-        txn.lock().unwrap().held.insert(table.def.id, guard);
+    /// Wait until every commit queued so far is published (or has failed).
+    /// A caller holding a table's write lock then reads that table as it
+    /// is: commits release their locks once queued in the WAL, before they
+    /// are durable (see [`Storage::commit`]).
+    pub async fn settle(&self) {
+        self.wal.settled_all().await;
     }
 
-    /// Make `table`'s committed key set current for a check by `txn`: hold
-    /// the table's write lock (unless the transaction already does) and load
-    /// the keys from the latest version.
+    /// For an autocommit statement that changes rows it reads (UPDATE,
+    /// DELETE, INSERT … ON CONFLICT): take `table`'s write lock for the rest
+    /// of the transaction, unless held, and read a snapshot that includes
+    /// the commits to it already queued in the WAL, durable or not — so
+    /// concurrent updates of one row serialise without waiting for each
+    /// other's disk writes, and none is lost. The snapshot's generation is
+    /// kept: if one of those commits fails, this one is refused.
+    pub async fn lock_for_update(&self, table: &Table, txn: &TxnHandle) {
+        if !txn.lock().unwrap().held.contains_key(&table.def.id) {
+            let guard = table.write_lock.clone().lock_owned().await;
+            txn.lock().unwrap().held.insert(table.def.id, guard);
+        }
+        let (generation, snapshot) = self.snapshot_ahead(table.def.id);
+        let mut t = txn.lock().unwrap();
+        t.snapshot = snapshot;
+        t.generation = Some(generation);
+    }
+
+    /// The published state with `table_id`'s queued commits applied, and
+    /// the WAL failure generation it was read in.
+    fn snapshot_ahead(&self, table_id: u64) -> (u64, Arc<DbState>) {
+        let (generation, pending, state) = self.wal.ahead(|| self.snapshot());
+        let Some(base) = state.table(table_id) else { return (generation, state) };
+        let mut ahead: Option<TableVersion> = None;
+        for (lsn, entry) in pending {
+            let WalEntry::Commit { changes } = entry.as_ref();
+            // Published meanwhile: already in `base`.
+            if lsn <= base.last_lsn {
+                continue;
+            }
+            for c in changes.iter().filter(|c| c.table_id == table_id) {
+                ahead.get_or_insert_with(|| (*base).clone()).apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
+            }
+        }
+        match ahead {
+            None => (generation, state),
+            Some(v) => {
+                let mut next = (*state).clone();
+                next.tables.insert(table_id, Arc::new(v));
+                (generation, Arc::new(next))
+            }
+        }
+    }
+
+    /// Make `table`'s key set reflect every commit queued, for a check
+    /// under its write lock (held by the caller) in WAL failure epoch
+    /// `generation`. A set built before a WAL write failed may hold the
+    /// failed commit's keys: it is rebuilt from what was published.
+    async fn keys_current(&self, table: &Table, generation: u64) -> Result<()> {
+        if !table.keys_stale(generation) {
+            return Ok(());
+        }
+        self.settle().await;
+        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
+        table.load_keys(&latest, generation).await
+    }
+
+    /// Make `table`'s key set current for a check by `txn`: hold the
+    /// table's write lock (unless the transaction already does).
     async fn lock_keys<'t>(&self, table: &'t Table, txn: &TxnHandle) -> Result<Option<tokio::sync::MutexGuard<'t, ()>>> {
         let holds = txn.lock().unwrap().held.contains_key(&table.def.id);
         let guard = if holds { None } else { Some(table.write_lock.lock().await) };
-        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
-        table.ensure_keys_loaded(&latest).await?;
+        self.keys_current(table, self.wal.generation()).await?;
         Ok(guard)
     }
 
     /// Load `table`'s key set (for key probes), under its write lock.
     pub async fn load_keys(&self, table: &Table) {
         let _guard = table.write_lock.lock().await;
-        let latest = self.snapshot().table(table.def.id).unwrap_or_default();
-        if let Err(e) = table.ensure_keys_loaded(&latest).await {
+        if let Err(e) = self.keys_current(table, self.wal.generation()).await {
             tracing::warn!(table = %table.def.name, error = %e, "loading the primary-key set failed");
         }
     }
@@ -353,13 +401,24 @@ impl Storage {
 
     /// Make a transaction's writes durable and visible, all at once: lock
     /// every table written (in id order), check keys and — for explicit
-    /// transactions — conflicts (40001), write one WAL record, publish.
+    /// transactions — conflicts (40001), queue one WAL record, release the
+    /// locks, and return once the record is durable and published.
+    ///
+    /// The locks are not held through the disk write, so commits to one
+    /// table share group commits. The key set the next lock holder checks
+    /// against takes the commit's keys when the record is queued. An
+    /// autocommit UPDATE or DELETE reads the queued commits too
+    /// ([`Storage::lock_for_update`]); DDL, bulk loads and the conflict
+    /// check of an explicit transaction (deletes are noted at publish) wait
+    /// for them to settle ([`Storage::settle`]). If the WAL write fails, the
+    /// record and every one queued behind it fail, and key sets built since
+    /// the last good write are rebuilt (the WAL's failure generation).
     pub async fn commit(&self, txn: &TxnHandle) -> Result<()> {
-        let (writes, read_seq, explicit, mut held) = {
+        let (writes, read_seq, explicit, mut held, read_generation) = {
             let mut t = txn.lock().unwrap();
             let writes: BTreeMap<u64, TableWrites> =
                 t.writes.iter().filter(|(_, w)| !w.is_empty()).map(|(k, w)| (*k, w.clone())).collect();
-            (writes, t.read_seq.unwrap_or(0), t.status != TxnStatus::Idle, std::mem::take(&mut t.held))
+            (writes, t.read_seq.unwrap_or(0), t.status != TxnStatus::Idle, std::mem::take(&mut t.held), t.generation)
         };
         if writes.is_empty() {
             return Ok(());
@@ -388,7 +447,14 @@ impl Storage {
             }
             tables.push(table);
         }
-        let latest = self.snapshot();
+        // Read before any check (or by the reads this commit rests on): a
+        // WAL failure after it refuses this commit.
+        let generation = read_generation.unwrap_or_else(|| self.wal.generation());
+        if explicit && writes.values().any(|w| w.truncate || !w.deletes.is_empty()) {
+            // Deletes are noted for conflict checks when published: check
+            // against every commit queued before this one.
+            self.settle().await;
+        }
         let mut changes = vec![];
         let mut key_changes = vec![];
         for (table, (id, w)) in tables.iter().zip(&writes) {
@@ -398,7 +464,7 @@ impl Storage {
                     "could not serialize access due to concurrent update",
                 ));
             }
-            table.ensure_keys_loaded(&latest.table(*id).unwrap_or_default()).await?;
+            self.keys_current(table, generation).await?;
             key_changes.push(table.check_keys(w)?);
             let mut change = table_change(*id, w);
             // Rows carry the table's current names (after a concurrent rename).
@@ -407,29 +473,42 @@ impl Storage {
             }
             changes.push(change);
         }
-        let entry = WalEntry::Commit { changes };
-        let WalEntry::Commit { changes } = &entry;
-        let seq = self
-            .wal
-            .append_then(&entry, |lsn| {
-                self.publish(|state| {
-                    for c in changes {
-                        let mut v = state.table(c.table_id).map(|v| (*v).clone()).unwrap_or_default();
-                        v.apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
-                        state.tables.insert(c.table_id, Arc::new(v));
-                    }
-                })
-            })
-            .await?;
-        let published = self.snapshot();
-        for ((table, w), keys) in tables.iter().zip(writes.values()).zip(key_changes) {
-            // The table's write lock is still held: its version in the
-            // published state is this commit's (flushes keep `last_lsn`).
-            let lsn = published.table(table.def.id).map(|v| v.last_lsn).unwrap_or(0);
-            table.apply_keys(keys, lsn);
-            table.note_deletes(seq, w);
-        }
+        let entry = Arc::new(WalEntry::Commit { changes });
+        let publishing = entry.clone();
+        let deletes: Vec<(Arc<Table>, bool, Vec<u64>)> = tables
+            .iter()
+            .zip(writes.values())
+            .map(|(t, w)| (t.clone(), w.truncate, w.deletes.keys().copied().collect()))
+            .collect();
+        let current = self.current.clone();
+        let published: wal::Published = Box::new(move |lsn| {
+            let WalEntry::Commit { changes } = publishing.as_ref();
+            let seq = publish_into(&current, |state| {
+                for c in changes {
+                    // (A table dropped since has no version to apply to.)
+                    let Some(v) = state.table(c.table_id) else { continue };
+                    let mut v = (*v).clone();
+                    v.apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
+                    state.tables.insert(c.table_id, Arc::new(v));
+                }
+            });
+            for (table, truncate, ids) in &deletes {
+                table.note_deletes(seq, *truncate, ids);
+            }
+        });
+        let _applying = self.wal.applying().await;
+        let queued = self.wal.queue(
+            entry,
+            generation,
+            |lsn| {
+                for (table, keys) in tables.iter().zip(key_changes) {
+                    table.apply_keys(keys, lsn, generation);
+                }
+            },
+            Some(published),
+        )?;
         drop(held);
+        queued.durable().await?;
         Ok(())
     }
 
@@ -618,6 +697,18 @@ impl Storage {
 
 /// The WAL form of a transaction's writes to one table: its own inserts
 /// that it deleted again are left out of both lists.
+/// Replace the published state `current` by `change` applied to a copy;
+/// returns the new state's sequence number.
+fn publish_into(current: &RwLock<Arc<DbState>>, change: impl FnOnce(&mut DbState)) -> u64 {
+    let mut current = current.write().unwrap();
+    let mut next = (**current).clone();
+    next.seq += 1;
+    change(&mut next);
+    let seq = next.seq;
+    *current = Arc::new(next);
+    seq
+}
+
 fn table_change(table_id: u64, w: &TableWrites) -> TableChange {
     let inserts = w.live_inserts();
     let own: std::collections::HashSet<u64> = if w.deletes.is_empty() {

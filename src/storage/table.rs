@@ -44,6 +44,8 @@ struct KeySet {
     map: HashMap<Key, u64>,
     /// The `TableVersion::last_lsn` the map reflects.
     lsn: u64,
+    /// The WAL failure generation it was built in (see `Wal::generation`).
+    generation: u64,
 }
 
 /// How a commit changes the primary-key set.
@@ -326,11 +328,15 @@ impl Table {
         self.def.primary_key.iter().map(|&i| batch.column(i).clone()).collect()
     }
 
-    /// Load the key set from `version` (the latest, under the write lock).
-    pub async fn ensure_keys_loaded(&self, version: &TableVersion) -> Result<()> {
-        if !self.has_primary_key() || self.keys.lock().unwrap().is_some() {
-            return Ok(());
-        }
+    /// Whether the key set must be (re)built before a check in WAL failure
+    /// generation `generation`.
+    pub fn keys_stale(&self, generation: u64) -> bool {
+        self.has_primary_key() && !self.keys.lock().unwrap().as_ref().is_some_and(|k| k.generation == generation)
+    }
+
+    /// Build the key set from `version` (the latest, settled, under the
+    /// write lock).
+    pub async fn load_keys(&self, version: &TableVersion, generation: u64) -> Result<()> {
         let mut keys = HashMap::new();
         for batch in read_columns(version, &self.storage_schema, &self.def.primary_key).await? {
             let cols: Vec<ArrayRef> = batch.columns()[..batch.num_columns() - 1].to_vec();
@@ -340,7 +346,7 @@ impl Table {
             }
         }
         debug!(table = %self.def.name, keys = keys.len(), "primary-key set loaded");
-        *self.keys.lock().unwrap() = Some(KeySet { map: keys, lsn: version.last_lsn });
+        *self.keys.lock().unwrap() = Some(KeySet { map: keys, lsn: version.last_lsn, generation });
         Ok(())
     }
 
@@ -477,10 +483,10 @@ impl Table {
         Ok(own)
     }
 
-    /// Apply a committed transaction's key changes; `lsn` is the table's
-    /// last LSN once the commit is published.
-    pub fn apply_keys(&self, changes: KeyChanges, lsn: u64) {
-        if let Some(keys) = self.keys.lock().unwrap().as_mut() {
+    /// Apply a queued commit's key changes; `lsn` is the table's last LSN
+    /// once the commit is published.
+    pub fn apply_keys(&self, changes: KeyChanges, lsn: u64, generation: u64) {
+        if let Some(keys) = self.keys.lock().unwrap().as_mut().filter(|k| k.generation == generation) {
             if changes.truncate {
                 keys.map.clear();
             }
@@ -510,12 +516,14 @@ impl Table {
     }
 
     /// Record the deletes of a publish (`seq`) for conflict checks.
-    pub fn note_deletes(&self, seq: u64, writes: &TableWrites) {
-        if writes.truncate {
+    pub fn note_deletes(&self, seq: u64, truncate: bool, ids: &[u64]) {
+        if truncate {
             self.truncated_seq.store(seq, Ordering::Release);
         }
-        let mut recent = self.recent_deletes.lock().unwrap();
-        recent.extend(writes.deletes.keys().map(|&id| (id, seq)));
+        if !ids.is_empty() {
+            let mut recent = self.recent_deletes.lock().unwrap();
+            recent.extend(ids.iter().map(|&id| (id, seq)));
+        }
     }
 
     /// Whether another transaction deleted or truncated what `writes`

@@ -88,6 +88,10 @@ pub struct TxnState {
     pub held: BTreeMap<u64, OwnedMutexGuard<()>>,
     /// Registered with storage while a block is open (see `Storage::oldest_reader`).
     pub registered_seq: Option<u64>,
+    /// The WAL failure generation of a snapshot that includes commits
+    /// queued but not yet durable (see `Storage::lock_for_update`): its
+    /// commit is refused if one of them failed.
+    pub generation: Option<u64>,
     /// What the running statement asked of INSERT (cleared after it).
     pub statement: StatementWrites,
 }
@@ -119,6 +123,7 @@ impl TxnState {
             savepoints: vec![],
             held: BTreeMap::new(),
             registered_seq: None,
+            generation: None,
             statement: StatementWrites::default(),
         }
     }
@@ -139,6 +144,7 @@ impl TxnState {
         self.savepoints.clear();
         self.held.clear();
         self.read_seq = None;
+        self.generation = None;
         self.snapshot_pinned = false;
         self.statement = StatementWrites::default();
         self.release_snapshot();

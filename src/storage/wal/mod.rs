@@ -10,14 +10,15 @@
 
 pub mod codec;
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 
 pub use codec::{TableChange, WalEntry, WalRecord};
@@ -28,20 +29,58 @@ use crate::error::{Result, TarnError};
 const SEGMENT_BYTES: u64 = 64 << 20;
 
 enum Request {
-    Append { kind: u8, payload: Vec<u8>, reply: oneshot::Sender<Result<u64>> },
+    Append {
+        lsn: u64,
+        kind: u8,
+        payload: Vec<u8>,
+        /// Run on the writer thread once the record is durable, in LSN order.
+        published: Option<Published>,
+        reply: oneshot::Sender<Result<u64>>,
+    },
     /// Every record with LSN <= `upto` is durable elsewhere: drop whole
     /// segments that hold nothing newer.
     Checkpoint { upto: u64 },
 }
 
+/// What a durable record does to memory (publish it), given its LSN.
+pub type Published = Box<dyn FnOnce(u64) + Send>;
+
+/// LSN order and failure epochs, shared by submitters and the writer.
+struct Submit {
+    next_lsn: u64,
+    /// Bumped when a write fails: every record queued until then fails too,
+    /// and a record decided under an older generation is refused.
+    generation: u64,
+    /// Records queued and not yet published (or failed), by LSN.
+    pending: BTreeMap<u64, Arc<WalEntry>>,
+}
+
 /// Handle to the WAL writer thread.
+///
+/// Commits are pipelined: a record gets its LSN when it is queued (under
+/// the caller's table locks, so LSN order is lock order), the caller can
+/// release its locks, and the writer thread publishes each record once it
+/// is durable, in LSN order. Group commit then gathers every session
+/// waiting on a disk write, not one per table.
 pub struct Wal {
     tx: mpsc::Sender<Request>,
+    submit: Arc<Mutex<Submit>>,
     durable_lsn: Arc<AtomicU64>,
-    /// Held shared from "append" until the caller has applied the record to
-    /// memory, and exclusively while a checkpoint decides what is safe to
-    /// drop: so no record is ever both absent from memory and dropped.
+    /// The highest LSN whose outcome is known (published, or failed).
+    resolved: watch::Receiver<u64>,
+    /// Held shared from "queue" until the record is published, and
+    /// exclusively while a checkpoint decides what is safe to drop: so no
+    /// record is ever both absent from memory and dropped.
     gate: tokio::sync::RwLock<()>,
+}
+
+/// A queued record: resolves with its LSN once it is durable and published.
+pub struct Queued(oneshot::Receiver<Result<u64>>);
+
+impl Queued {
+    pub async fn durable(self) -> Result<u64> {
+        self.0.await.map_err(|_| TarnError::internal("WAL writer has stopped"))?
+    }
 }
 
 /// What recovery found in the log.
@@ -108,13 +147,16 @@ impl Wal {
     pub fn start(dir: &Path, next_lsn: u64) -> Result<Wal> {
         let segments = list_segments(dir)?;
         let durable_lsn = Arc::new(AtomicU64::new(next_lsn - 1));
+        let submit = Arc::new(Mutex::new(Submit { next_lsn, generation: 0, pending: BTreeMap::new() }));
+        let (resolved_tx, resolved) = watch::channel(next_lsn - 1);
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer::create(dir.to_path_buf(), next_lsn, segments, durable_lsn.clone())?;
+        let shared = submit.clone();
         std::thread::Builder::new()
             .name("tarn-wal".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, &shared, &resolved_tx))
             .map_err(|e| TarnError::io("starting WAL writer", e))?;
-        Ok(Wal { tx, durable_lsn, gate: tokio::sync::RwLock::new(()) })
+        Ok(Wal { tx, submit, durable_lsn, resolved, gate: tokio::sync::RwLock::new(()) })
     }
 
     /// Recover and start in one step (tests and tools).
@@ -129,9 +171,31 @@ impl Wal {
         self.durable_lsn.load(Ordering::Acquire)
     }
 
-    /// Append an entry; resolves with its LSN once it is on disk.
-    pub async fn append(&self, entry: &WalEntry) -> Result<u64> {
-        let (kind, payload) = codec::encode_entry(entry)?;
+    /// The current failure epoch: read it before deciding a record (its key
+    /// checks, the rows it read), and pass it to [`Wal::queue`].
+    pub fn generation(&self) -> u64 {
+        self.submit.lock().unwrap().generation
+    }
+
+    /// Hold from before [`Wal::queue`] until the record is published.
+    pub async fn applying(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Queue `entry` as the next LSN. `queued(lsn)` runs before any later
+    /// record can be queued (the caller updates what later records are
+    /// checked against); `published(lsn)` runs on the writer thread once
+    /// the record is durable, in LSN order, before the returned [`Queued`]
+    /// resolves. Refused, with nothing queued, if a write failed since
+    /// `generation` (the caller's decision may rest on a record that failed).
+    pub fn queue(
+        &self,
+        entry: Arc<WalEntry>,
+        generation: u64,
+        queued: impl FnOnce(u64),
+        published: Option<Published>,
+    ) -> Result<Queued> {
+        let (kind, payload) = codec::encode_entry(&entry)?;
         if !codec::fits(payload.len()) {
             // Recovery would read a record this large as a torn length, so it
             // must never be acknowledged.
@@ -141,18 +205,52 @@ impl Wal {
             ));
         }
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Append { kind, payload, reply })
-            .map_err(|_| TarnError::internal("WAL writer has stopped"))?;
-        rx.await.map_err(|_| TarnError::internal("WAL writer has stopped"))?
+        let mut submit = self.submit.lock().unwrap();
+        if submit.generation != generation {
+            return Err(TarnError::new(
+                crate::error::sqlstate::SERIALIZATION_FAILURE,
+                "could not serialize access: a concurrent commit failed to reach the WAL",
+            ));
+        }
+        let lsn = submit.next_lsn;
+        submit.next_lsn += 1;
+        // Before the writer can see the record (and publish it).
+        queued(lsn);
+        if self.tx.send(Request::Append { lsn, kind, payload, published, reply }).is_err() {
+            // `queued` changed what later records are checked against.
+            submit.generation += 1;
+            return Err(TarnError::internal("WAL writer has stopped"));
+        }
+        submit.pending.insert(lsn, entry);
+        Ok(Queued(rx))
     }
 
-    /// Append an entry, then run `apply` with its LSN before any checkpoint
-    /// can consider that LSN.
-    pub async fn append_then<T>(&self, entry: &WalEntry, apply: impl FnOnce(u64) -> T) -> Result<T> {
-        let _applying = self.gate.read().await;
-        let lsn = self.append(entry).await?;
-        Ok(apply(lsn))
+    /// Append an entry; resolves with its LSN once it is on disk.
+    pub async fn append(&self, entry: &WalEntry) -> Result<u64> {
+        let _applying = self.applying().await;
+        self.queue(Arc::new(entry.clone()), self.generation(), |_| {}, None)?.durable().await
+    }
+
+    /// The records queued but not yet published, in LSN order, with the
+    /// failure generation, and `read()` — the published state — taken at
+    /// the same moment: a record published meanwhile is in both, so the
+    /// caller applies the pending records its state does not have yet.
+    pub fn ahead<T>(&self, read: impl FnOnce() -> T) -> (u64, Vec<(u64, Arc<WalEntry>)>, T) {
+        let submit = self.submit.lock().unwrap();
+        let pending = submit.pending.iter().map(|(lsn, e)| (*lsn, e.clone())).collect();
+        (submit.generation, pending, read())
+    }
+
+    /// Wait until every record up to `lsn` is published or has failed.
+    pub async fn settled(&self, lsn: u64) {
+        let mut resolved = self.resolved.clone();
+        let _ = resolved.wait_for(|&r| r >= lsn).await;
+    }
+
+    /// Wait until every record queued so far is published or has failed.
+    pub async fn settled_all(&self) {
+        let upto = self.submit.lock().unwrap().next_lsn - 1;
+        self.settled(upto).await;
     }
 
     /// Drop log segments made redundant by flushes. `oldest_unflushed` gives
@@ -177,6 +275,7 @@ struct Writer {
     dir: PathBuf,
     file: File,
     file_len: u64,
+    /// One past the last LSN written.
     next_lsn: u64,
     /// Closed segments: (first LSN, path), oldest first.
     closed: Vec<(u64, PathBuf)>,
@@ -199,7 +298,7 @@ impl Writer {
         Ok(Writer { dir, file, file_len, next_lsn, closed, current_first: next_lsn, durable_lsn })
     }
 
-    fn run(&mut self, rx: mpsc::Receiver<Request>) {
+    fn run(&mut self, rx: mpsc::Receiver<Request>, submit: &Mutex<Submit>, resolved: &watch::Sender<u64>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while let Ok(more) = rx.try_recv() {
@@ -209,27 +308,60 @@ impl Writer {
             let mut waiting = vec![];
             for req in group {
                 match req {
-                    Request::Append { kind, payload, reply } => {
-                        let lsn = self.next_lsn;
-                        self.next_lsn += 1;
+                    Request::Append { lsn, kind, payload, published, reply } => {
                         codec::frame(&mut buf, lsn, kind, &payload);
-                        waiting.push((lsn, reply));
+                        waiting.push((lsn, published, reply));
                     }
                     Request::Checkpoint { upto } => self.checkpoint(upto),
                 }
             }
-            if waiting.is_empty() {
-                continue;
+            let Some(&(last, _, _)) = waiting.last() else { continue };
+            match self.write_durably(&buf) {
+                Ok(()) => {
+                    self.next_lsn = last + 1;
+                    self.durable_lsn.store(last, Ordering::Release);
+                    debug!(records = waiting.len(), bytes = buf.len(), "WAL group commit");
+                    let mut done = Vec::with_capacity(waiting.len());
+                    for (lsn, published, reply) in waiting {
+                        if let Some(publish) = published {
+                            publish(lsn);
+                        }
+                        done.push((lsn, reply));
+                    }
+                    {
+                        let mut submit = submit.lock().unwrap();
+                        for (lsn, _) in &done {
+                            submit.pending.remove(lsn);
+                        }
+                    }
+                    resolved.send_replace(last);
+                    for (lsn, reply) in done {
+                        let _ = reply.send(Ok(lsn));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, records = waiting.len(), "WAL write failed; the group and every record queued behind it fail");
+                    // Records queued behind the failed group may rest on it
+                    // (a key it freed, a row it wrote): fail them all, and
+                    // refuse records decided before now.
+                    let mut submit = submit.lock().unwrap();
+                    submit.generation += 1;
+                    submit.pending.clear();
+                    for (_, _, reply) in waiting {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    while let Ok(req) = rx.try_recv() {
+                        match req {
+                            Request::Append { reply, .. } => {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                            Request::Checkpoint { upto } => self.checkpoint(upto),
+                        }
+                    }
+                    resolved.send_replace(submit.next_lsn - 1);
+                }
             }
-            let result = self.write_durably(&buf);
-            if result.is_ok() {
-                self.durable_lsn.store(self.next_lsn - 1, Ordering::Release);
-            }
-            debug!(records = waiting.len(), bytes = buf.len(), "WAL group commit");
-            for (lsn, reply) in waiting {
-                let _ = reply.send(result.clone().map(|_| lsn));
-            }
-            if result.is_ok() && self.file_len >= SEGMENT_BYTES {
+            if self.file_len >= SEGMENT_BYTES {
                 if let Err(e) = self.rotate() {
                     warn!(error = %e, "WAL segment rotation failed; continuing in the current segment");
                 }
@@ -342,6 +474,43 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         let (_wal, rec) = Wal::open(dir.path(), 1).unwrap();
         assert_eq!(rec.records.iter().map(|r| r.lsn).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn queued_records_publish_in_lsn_order_and_show_as_pending_until_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), 1).unwrap();
+        let order = Arc::new(Mutex::new(vec![]));
+        let mut queued = vec![];
+        let generation = wal.generation();
+        for v in 0..20 {
+            let seen = order.clone();
+            let q = wal
+                .queue(
+                    Arc::new(insert(v)),
+                    generation,
+                    |_| {},
+                    Some(Box::new(move |lsn| {
+                        // Published records are still listed until the group is done.
+                        seen.lock().unwrap().push(lsn);
+                    })),
+                )
+                .unwrap();
+            queued.push(q);
+        }
+        let (_, pending, ()) = wal.ahead(|| ());
+        // Whatever was not yet published is listed, in order.
+        let lsns: Vec<u64> = pending.iter().map(|(l, _)| *l).collect();
+        assert!(lsns.windows(2).all(|w| w[0] < w[1]));
+        let mut acked = vec![];
+        for q in queued {
+            acked.push(q.durable().await.unwrap());
+        }
+        assert_eq!(acked, (1..=20).collect::<Vec<_>>());
+        assert_eq!(*order.lock().unwrap(), (1..=20).collect::<Vec<_>>());
+        wal.settled_all().await;
+        assert!(wal.ahead(|| ()).1.is_empty());
+        assert_eq!(wal.durable_lsn(), 20);
     }
 
     #[tokio::test]
