@@ -122,22 +122,26 @@ pub async fn physical_plan(session: &Session, plan: &LogicalPlan, optimized: boo
 
 /// Run `plan` to the end and keep every row (DML row selections, EXPLAIN).
 pub async fn collect_plan(session: &Session, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
-    collect_bound(session, &Bound { plan: plan.clone(), optimized: false }).await
+    collect(session, plan, false).await
 }
 
 pub async fn collect_bound(session: &Session, bound: &Bound) -> Result<Vec<RecordBatch>> {
-    let physical = physical_plan(session, &bound.plan, bound.optimized).await?;
+    collect(session, &bound.plan, bound.optimized).await
+}
+
+async fn collect(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<Vec<RecordBatch>> {
+    let physical = physical_plan(session, plan, optimized).await?;
     Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
 }
 
 /// Run `plan` as a stream of its rows, with its result schema.
 pub async fn stream_plan(session: &Session, plan: &LogicalPlan) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-    stream_bound(session, &Bound { plan: plan.clone(), optimized: false }).await
+    stream(session, plan, false).await
 }
 
-async fn stream_bound(session: &Session, bound: &Bound) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-    let schema: SchemaRef = Arc::new(bound.plan.schema().as_arrow().clone());
-    let physical = physical_plan(session, &bound.plan, bound.optimized).await?;
+async fn stream(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let physical = physical_plan(session, plan, optimized).await?;
     Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
@@ -427,7 +431,7 @@ async fn run_plan(session: &Session, bound: Bound) -> Result<Output> {
             Ok(Output::tag(format!("{tag} {count}")))
         }
         None => {
-            let (schema, stream) = stream_bound(session, &bound).await?;
+            let (schema, stream) = stream(session, &bound.plan, bound.optimized).await?;
             Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }

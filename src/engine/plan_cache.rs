@@ -64,10 +64,16 @@ impl PlanCache {
     /// The plan of `stmt` if one was kept under these conditions and its
     /// tables are still current.
     pub fn get(&self, stmt: &Statement, under: (u64, u64), storage: &Storage) -> Option<LogicalPlan> {
+        self.current(stmt, under, storage).map(|cached| cached.plan.clone())
+    }
+
+    /// The entry of `stmt`, if kept under these conditions with its tables
+    /// still current.
+    fn current(&self, stmt: &Statement, under: (u64, u64), storage: &Storage) -> Option<&Cached> {
         let cached = self.entries.get(stmt)?;
         let current = cached.under == under
             && cached.tables.iter().all(|t| storage.table_by_id(t.def.id).is_some_and(|now| Arc::ptr_eq(&now, t)));
-        current.then(|| cached.plan.clone())
+        current.then_some(cached)
     }
 
     /// Keep `plan` if it can be reused.
@@ -83,12 +89,7 @@ impl PlanCache {
     /// or `Err(true)` if one may be made and kept with
     /// [`PlanCache::put_optimized`], `Err(false)` if not.
     pub fn get_optimized(&self, stmt: &Statement, under: (u64, u64), storage: &Storage, types: &[DataType]) -> Result<LogicalPlan, bool> {
-        let Some(cached) = self.entries.get(stmt) else { return Err(false) };
-        let current = cached.under == under
-            && cached.tables.iter().all(|t| storage.table_by_id(t.def.id).is_some_and(|now| Arc::ptr_eq(&now, t)));
-        if !current {
-            return Err(false);
-        }
+        let Some(cached) = self.current(stmt, under, storage) else { return Err(false) };
         match &cached.optimized {
             Some(Optimized::Plan(kept, plan)) if kept.as_slice() == types => Ok(plan.clone()),
             Some(Optimized::Plan(..)) => Err(true),
