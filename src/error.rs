@@ -247,9 +247,19 @@ fn classify_execution_message(m: String) -> TarnError {
         return TarnError::new(sqlstate::DIVISION_BY_ZERO, "division by zero");
     }
     if m.contains("Overflow") || m.contains("overflow") {
-        return TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m);
+        return overflow(&m);
     }
     TarnError::internal(m)
+}
+
+/// An arithmetic overflow; numeric NaN (`i256::MAX` in storage) overflows
+/// every decimal kernel, and its 77 digits would mean nothing to a user.
+fn overflow(m: &str) -> TarnError {
+    if m.contains(&crate::types::numeric::NAN.to_string()) {
+        return TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "arithmetic on numeric NaN is not supported in Tarn")
+            .with_detail(m.to_string());
+    }
+    TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.to_string())
 }
 
 fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
@@ -282,8 +292,8 @@ fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
             }
         }
         A::DivideByZero => TarnError::new(sqlstate::DIVISION_BY_ZERO, "division by zero"),
-        A::ArithmeticOverflow(m) => TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone()),
-        A::InvalidArgumentError(m) if m.contains("too large to store in a Decimal128") => {
+        A::ArithmeticOverflow(m) => overflow(m),
+        A::InvalidArgumentError(m) if m.contains("too large to store in a Decimal") => {
             // "99999999999.00 is too large to store in a Decimal128 of precision 10. Max is 99999999.99"
             TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric field overflow").with_detail(m.clone())
         }

@@ -358,6 +358,13 @@ impl Converter {
     /// types go through one Arrow cast, and a value it cannot convert is
     /// parsed alone for PostgreSQL's error.
     fn convert(&self, text: &StringArray, ty: &PgType, field: usize, lines: &[u64]) -> Result<ArrayRef> {
+        if let PgType::Numeric(_) = ty {
+            // Plain decimal notation, nearly all COPY data, skips the general
+            // parse (which also takes NaN and exponents).
+            if let Some(decimals) = crate::types::decimal_text::plain_decimal_column(text, &ty.arrow_type()) {
+                return Ok(decimals);
+            }
+        }
         match ty {
             // Checked (uuid, json) or normalised (jsonb) with the row constraints.
             ty if ty.is_text_backed() => return Ok(Arc::new(text.clone())),
@@ -366,11 +373,6 @@ impl Converter {
                 return crate::types::decode::text_column(text, ty).map_err(|(row, e)| self.at(e, lines, row, field, text.value(row)));
             }
             _ => {}
-        }
-        if let (PgType::Numeric(_), arrow::datatypes::DataType::Decimal128(p, s)) = (ty, ty.arrow_type()) {
-            if let Some(decimals) = crate::types::decimal_text::plain_decimals(text, p, s) {
-                return Ok(Arc::new(decimals));
-            }
         }
         let converted = cast_with_options(text, &ty.arrow_type(), &CastOptions { safe: true, ..Default::default() })?;
         if converted.null_count() != text.null_count() {

@@ -8,30 +8,43 @@
 //! which also produces PostgreSQL's errors. Rounding is PostgreSQL's: half
 //! away from zero at the column's scale.
 
-use arrow::array::{Array, Decimal128Array, StringArray};
+use arrow::array::{Array, ArrayRef, PrimitiveArray, StringArray};
+use arrow::datatypes::{ArrowNativeType, ArrowNativeTypeOp, DataType, Decimal128Type, Decimal256Type, DecimalType};
+use std::sync::Arc;
+
+/// `text` as a decimal column of type `target` (Decimal128 or Decimal256),
+/// or None if some value is not plain decimal notation or does not fit.
+pub fn plain_decimal_column(text: &StringArray, target: &DataType) -> Option<ArrayRef> {
+    Some(match *target {
+        DataType::Decimal128(p, s) => Arc::new(plain_decimals::<Decimal128Type>(text, p, s)?),
+        DataType::Decimal256(p, s) => Arc::new(plain_decimals::<Decimal256Type>(text, p, s)?),
+        _ => return None,
+    })
+}
 
 /// `text` as `numeric(precision, scale)`, or None if some value is not plain
 /// decimal notation or does not fit.
-pub fn plain_decimals(text: &StringArray, precision: u8, scale: i8) -> Option<Decimal128Array> {
-    if !(0..=38).contains(&scale) || precision == 0 || precision > 38 {
+pub fn plain_decimals<T: DecimalType>(text: &StringArray, precision: u8, scale: i8) -> Option<PrimitiveArray<T>> {
+    if scale < 0 || precision == 0 || precision > T::MAX_PRECISION || scale as u8 > precision {
         return None;
     }
-    let limit = 10i128.pow(u32::from(precision));
+    let limit = T::Native::usize_as(10).pow_checked(u32::from(precision)).ok()?;
     let mut values = Vec::with_capacity(text.len());
     for i in 0..text.len() {
-        values.push(if text.is_null(i) { 0 } else { parse_plain(text.value(i).as_bytes(), scale as u32, limit)? });
+        values.push(if text.is_null(i) { T::Native::ZERO } else { parse_plain::<T::Native>(text.value(i).as_bytes(), scale as u32, limit)? });
     }
-    Decimal128Array::new(values.into(), text.nulls().cloned()).with_precision_and_scale(precision, scale).ok()
+    PrimitiveArray::<T>::new(values.into(), text.nulls().cloned()).with_precision_and_scale(precision, scale).ok()
 }
 
 /// One value scaled by 10^scale, if plain and its magnitude is below `limit`.
-fn parse_plain(bytes: &[u8], scale: u32, limit: i128) -> Option<i128> {
+fn parse_plain<N: ArrowNativeTypeOp>(bytes: &[u8], scale: u32, limit: N) -> Option<N> {
+    let ten = N::usize_as(10);
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
         b'+' => (false, &bytes[1..]),
         _ => (false, bytes),
     };
-    let (mut value, mut fraction_digits, mut point, mut any, mut round_up) = (0i128, 0u32, false, false, false);
+    let (mut value, mut fraction_digits, mut point, mut any, mut round_up) = (N::ZERO, 0u32, false, false, false);
     for (i, &c) in digits.iter().enumerate() {
         match c {
             b'0'..=b'9' if point && fraction_digits == scale => {
@@ -45,7 +58,7 @@ fn parse_plain(bytes: &[u8], scale: u32, limit: i128) -> Option<i128> {
                 break;
             }
             b'0'..=b'9' => {
-                value = value.checked_mul(10)?.checked_add(i128::from(c - b'0'))?;
+                value = value.mul_checked(ten).ok()?.add_checked(N::usize_as(usize::from(c - b'0'))).ok()?;
                 fraction_digits += u32::from(point);
                 any = true;
             }
@@ -56,8 +69,11 @@ fn parse_plain(bytes: &[u8], scale: u32, limit: i128) -> Option<i128> {
     if !any {
         return None;
     }
-    value = value.checked_mul(10i128.checked_pow(scale - fraction_digits)?)? + i128::from(round_up);
-    (value < limit).then_some(if negative { -value } else { value })
+    value = value.mul_checked(ten.pow_checked(scale - fraction_digits).ok()?).ok()?;
+    if round_up {
+        value = value.add_checked(N::ONE).ok()?;
+    }
+    value.is_lt(limit).then(|| if negative { value.neg_wrapping() } else { value })
 }
 
 #[cfg(test)]
@@ -65,7 +81,7 @@ mod tests {
     use super::*;
 
     fn parse(values: &[Option<&str>], p: u8, s: i8) -> Option<Vec<Option<String>>> {
-        let array = plain_decimals(&StringArray::from(values.to_vec()), p, s)?;
+        let array = plain_decimals::<Decimal128Type>(&StringArray::from(values.to_vec()), p, s)?;
         Some((0..array.len()).map(|i| array.is_valid(i).then(|| array.value_as_string(i))).collect())
     }
 
@@ -88,5 +104,16 @@ mod tests {
         assert_eq!(parse(&[Some("999.995")], 5, 2), None);
         assert_eq!(parse(&[Some("999.994")], 5, 2), Some(vec![Some("999.99".into())]));
         assert_eq!(parse(&[Some("123456789012345678901234567890123456789")], 38, 0), None);
+    }
+
+    #[test]
+    fn unconstrained_numeric_takes_76_digits() {
+        let text = StringArray::from(vec![Some("123456789012345678901234567890.123456789"), None, Some("-0.5")]);
+        let col = plain_decimal_column(&text, &DataType::Decimal256(76, 20)).unwrap();
+        let col = col.as_any().downcast_ref::<arrow::array::Decimal256Array>().unwrap();
+        assert_eq!(col.value_as_string(0), "123456789012345678901234567890.12345678900000000000");
+        assert!(col.is_null(1));
+        assert_eq!(col.value_as_string(2), "-0.50000000000000000000");
+        assert!(plain_decimal_column(&StringArray::from(vec!["NaN"]), &DataType::Decimal256(76, 20)).is_none());
     }
 }

@@ -4,7 +4,6 @@
 //! (through Arrow's casts); binary-format parameters are decoded per type OID.
 //! Pure functions over bytes.
 
-use arrow::datatypes::DataType;
 use datafusion::scalar::ScalarValue;
 use pgwire::api::Type;
 
@@ -96,12 +95,8 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
             Ok(list_scalar(&values, elem))
         }
         PgType::Bytea => decode_bytea_text(text),
-        PgType::Numeric(None) => {
-            // Keep the scale the client wrote, like PostgreSQL does.
-            let scale = text.split_once('.').map(|(_, f)| f.trim().len()).unwrap_or(0).min(38) as i8;
-            let prec = 38u8;
-            utf8.cast_to(&DataType::Decimal128(prec, scale)).map_err(|_| invalid_text(text, pg))
-        }
+        // Keep the scale the client wrote, like PostgreSQL does.
+        PgType::Numeric(None) => super::numeric::parse_text(text),
         _ => utf8.cast_to(&pg.arrow_type()).map_err(|_| invalid_text(text, pg)),
     }
 }
@@ -133,7 +128,7 @@ pub fn text_column(values: &arrow::array::StringArray, pg: &PgType) -> std::resu
 
 /// Whether text becomes `pg` through [`text_column`] rather than an Arrow cast.
 pub fn parsed_from_text_by_tarn(pg: &PgType) -> bool {
-    matches!(pg, PgType::Interval | PgType::Array(_) | PgType::Bytea | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char)
+    matches!(pg, PgType::Numeric(None) | PgType::Interval | PgType::Array(_) | PgType::Bytea | PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char)
 }
 
 /// A one-dimensional list scalar of `elem` values.
@@ -220,7 +215,7 @@ fn decode_binary(bytes: &[u8], ty: &Type, pg: &PgType) -> Result<ScalarValue> {
             Some(i64::from_be_bytes(fixed(bytes, ty)?) + PG_EPOCH_OFFSET_MICROS),
             Some(super::STORAGE_TZ.into()),
         ),
-        PgType::Numeric(_) => decode_numeric_binary(bytes, ty)?,
+        PgType::Numeric(_) => super::numeric::parse_binary(bytes).map_err(|why| bad_binary(ty, why))??,
     })
 }
 
@@ -228,59 +223,9 @@ fn utf8_of(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| TarnError::new(sqlstate::CHARACTER_NOT_IN_REPERTOIRE, "invalid byte sequence for encoding \"UTF8\""))
 }
 
-/// Decode `numeric_send` output into a Decimal128 with the value's own scale.
-pub fn decode_numeric_binary(bytes: &[u8], ty: &Type) -> Result<ScalarValue> {
-    if bytes.len() < 8 {
-        return Err(bad_binary(ty, "numeric header is 8 bytes"));
-    }
-    let rd = |i: usize| i16::from_be_bytes([bytes[i], bytes[i + 1]]);
-    let ndigits = rd(0).max(0) as usize;
-    let weight = rd(2) as i32;
-    let sign = rd(4) as u16;
-    let dscale = rd(6).max(0) as u32;
-    if sign == 0xC000 {
-        return Err(TarnError::new(sqlstate::FEATURE_NOT_SUPPORTED, "numeric NaN is not supported yet"));
-    }
-    if bytes.len() != 8 + 2 * ndigits {
-        return Err(bad_binary(ty, "digit count does not match length"));
-    }
-    if dscale > 38 {
-        return Err(TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric scale exceeds 38"));
-    }
-    // value = sum(d_i * 10000^(weight - i)); scaled by 10^dscale.
-    let mut acc: i128 = 0;
-    let overflow = || TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "numeric value out of range");
-    for i in 0..ndigits {
-        let d = rd(8 + 2 * i);
-        if !(0..10000).contains(&d) {
-            return Err(bad_binary(ty, "digit out of range"));
-        }
-        acc = acc.checked_mul(10000).and_then(|a| a.checked_add(i128::from(d))).ok_or_else(overflow)?;
-    }
-    // acc currently has (ndigits - 1 - weight) base-10000 fractional groups.
-    let frac_digits = (ndigits as i32 - 1 - weight) * 4;
-    let shift = dscale as i32 - frac_digits;
-    let pow = |n: u32| 10i128.checked_pow(n).ok_or_else(overflow);
-    acc = if shift >= 0 { acc.checked_mul(pow(shift as u32)?).ok_or_else(overflow)? } else { acc / pow((-shift) as u32)? };
-    if sign == 0x4000 {
-        acc = -acc;
-    }
-    Ok(ScalarValue::Decimal128(Some(acc), 38, dscale as i8))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::encode::write_numeric_binary;
-
-    #[test]
-    fn numeric_binary_round_trips() {
-        for (v, s) in [(1250i128, 2u32), (5, 2), (-123456, 0), (0, 3), (99_999_999_999_999, 4)] {
-            let mut buf = vec![];
-            write_numeric_binary(&mut buf, v, s);
-            assert_eq!(decode_numeric_binary(&buf, &Type::NUMERIC).unwrap(), ScalarValue::Decimal128(Some(v), 38, s as i8));
-        }
-    }
 
     #[test]
     fn binary_ints_and_wrong_sizes() {
@@ -311,7 +256,7 @@ mod tests {
         assert_eq!(decode_param(Some(b"{not json"), &Type::JSON, Format::Text).unwrap_err().code, sqlstate::INVALID_TEXT_REPRESENTATION);
         assert_eq!(decode_param(Some(b"03:04:05.25"), &Type::TIME, Format::Text).unwrap(), ScalarValue::Time64Microsecond(Some(11_045_250_000)));
         let arr = decode_param(Some(b"{1,NULL,3}"), &Type::INT4_ARRAY, Format::Text).unwrap();
-        let want = ScalarValue::List(ScalarValue::new_list_nullable(&[ScalarValue::Int32(Some(1)), ScalarValue::Int32(None), ScalarValue::Int32(Some(3))], &DataType::Int32));
+        let want = ScalarValue::List(ScalarValue::new_list_nullable(&[ScalarValue::Int32(Some(1)), ScalarValue::Int32(None), ScalarValue::Int32(Some(3))], &arrow::datatypes::DataType::Int32));
         assert_eq!(arr, want);
         let mut bin = vec![];
         crate::types::array::write_binary(&mut bin, &Type::INT4, vec![Some(&[0u8, 0, 0, 1][..]), None, Some(&[0, 0, 0, 3][..])].into_iter());

@@ -7,7 +7,7 @@
 //! I/O, so they are unit-tested here against PostgreSQL's exact output.
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Decimal256Array, Float32Array,
     Float64Array, Int16Array, Int32Array, Int64Array, ListArray, StringArray, Time64MicrosecondArray,
     TimestampMicrosecondArray, UInt32Array,
 };
@@ -18,6 +18,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 
 use super::PgType;
 use super::float::{write_f32, write_f64};
+use super::numeric;
 use crate::error::Result;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
@@ -96,7 +97,9 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
     // nanosecond timestamps → microseconds) so the loops below see one layout.
     let target = ty.arrow_type();
     let text_fallback = ty.is_text_backed() && !is_utf8(array.data_type());
-    let canonical = if array.data_type() == &target || text_fallback {
+    // Any decimal prints as unconstrained numeric at its own scale.
+    let own_scale = matches!((ty, array.data_type()), (PgType::Numeric(None), DataType::Decimal128(..) | DataType::Decimal256(..)));
+    let canonical = if array.data_type() == &target || text_fallback || own_scale {
         array.clone()
     } else {
         cast(array, &target)?
@@ -144,16 +147,39 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
             })
         }
         (PgType::Numeric(typmod), _) => {
-            let arr: &Decimal128Array = a.as_primitive();
-            let scale = arr.scale().max(0) as u32;
+            // Without a typmod the storage scale is not the value's own: trim it.
             let trim = typmod.is_none();
-            col.fill(a, |i, out| {
-                let (v, s) = if trim { trim_decimal(arr.value(i), scale) } else { (arr.value(i), scale) };
+            let put = |out: &mut Vec<u8>, d: numeric::Digits, scale: u32| {
+                let (d, s) = if trim { d.trimmed(scale) } else { (d, scale) };
                 match format {
-                    Format::Text => write_decimal_text(out, v, s),
-                    Format::Binary => write_numeric_binary(out, v, s),
+                    Format::Text => numeric::write_text(out, &d, s),
+                    Format::Binary => numeric::write_binary(out, &d, s),
                 }
-            })
+            };
+            match a.data_type() {
+                DataType::Decimal256(_, scale) => {
+                    let arr: &Decimal256Array = a.as_primitive();
+                    // Only a wrapped sum over NaN (DataFusion's decimal sum
+                    // wraps) lies beyond 76 digits: refuse it, never print it.
+                    if arr.iter().flatten().any(numeric::is_beyond_any_precision) {
+                        return Err(crate::error::TarnError::new(
+                            crate::error::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                            "numeric value out of range (an aggregate over NaN)",
+                        ));
+                    }
+                    let scale = (*scale).max(0) as u32;
+                    col.fill(a, |i, out| match (arr.value(i), format) {
+                        (numeric::NAN, Format::Text) => out.extend_from_slice(b"NaN"),
+                        (numeric::NAN, Format::Binary) => numeric::write_nan_binary(out),
+                        (v, _) => put(out, numeric::Digits::of_i256(v), scale),
+                    })
+                }
+                _ => {
+                    let arr: &Decimal128Array = a.as_primitive();
+                    let scale = arr.scale().max(0) as u32;
+                    col.fill(a, |i, out| put(out, numeric::Digits::of_i128(arr.value(i)), scale))
+                }
+            }
         }
         (PgType::Uuid, Format::Binary) if is_utf8(a.data_type()) => {
             let arr: &StringArray = a.as_string();
@@ -274,74 +300,6 @@ where
 {
     let mut tmp = [0u8; lexical_core::BUFFER_SIZE];
     col.fill(arr, |i, out| out.extend_from_slice(lexical_core::write(arr.value(i), &mut tmp)));
-}
-
-/// Remove trailing fractional zeros (for `numeric` without a declared scale).
-fn trim_decimal(mut v: i128, mut scale: u32) -> (i128, u32) {
-    while scale > 0 && v % 10 == 0 {
-        v /= 10;
-        scale -= 1;
-    }
-    (v, scale)
-}
-
-/// `numeric` text form: the value with exactly `scale` fractional digits.
-pub fn write_decimal_text(out: &mut Vec<u8>, v: i128, scale: u32) {
-    let digits = v.unsigned_abs().to_string();
-    if v < 0 {
-        out.push(b'-');
-    }
-    let scale = scale as usize;
-    if scale == 0 {
-        out.extend_from_slice(digits.as_bytes());
-        return;
-    }
-    if digits.len() <= scale {
-        out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
-        out.extend_from_slice(digits.as_bytes());
-    } else {
-        let (int, frac) = digits.split_at(digits.len() - scale);
-        out.extend_from_slice(int.as_bytes());
-        out.push(b'.');
-        out.extend_from_slice(frac.as_bytes());
-    }
-}
-
-/// `numeric` binary form: ndigits, weight, sign, dscale, then base-10000 digits.
-pub fn write_numeric_binary(out: &mut Vec<u8>, v: i128, scale: u32) {
-    let mut digits = v.unsigned_abs().to_string();
-    let scale_us = scale as usize;
-    if digits.len() <= scale_us {
-        digits = format!("{}{}", "0".repeat(scale_us + 1 - digits.len()), digits);
-    }
-    let (int, frac) = digits.split_at(digits.len() - scale_us);
-    let int_pad = (4 - int.len() % 4) % 4;
-    let int = format!("{}{}", "0".repeat(int_pad), int);
-    let frac_pad = (4 - frac.len() % 4) % 4;
-    let frac = format!("{}{}", frac, "0".repeat(frac_pad));
-    let to_groups = |s: &str| -> Vec<i16> { s.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap().parse::<i16>().unwrap()).collect() };
-    let int_groups = to_groups(&int);
-    let mut groups = int_groups.clone();
-    groups.extend(to_groups(&frac));
-    let mut weight = int_groups.len() as i16 - 1;
-    let lead = groups.iter().take_while(|g| **g == 0).count();
-    groups.drain(..lead);
-    weight -= lead as i16;
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    let sign: u16 = if v < 0 && !groups.is_empty() { 0x4000 } else { 0 };
-    if groups.is_empty() {
-        weight = 0;
-    }
-    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
-    out.extend_from_slice(&weight.to_be_bytes());
-    out.extend_from_slice(&sign.to_be_bytes());
-    out.extend_from_slice(&(scale as u16).to_be_bytes());
-    for g in groups {
-        out.extend_from_slice(&g.to_be_bytes());
-    }
 }
 
 fn write_bytea_hex(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -535,23 +493,17 @@ mod tests {
     }
 
     #[test]
-    fn numeric_binary_matches_postgres_numeric_send() {
-        // numeric_send(12.50::numeric(10,2)): ndigits 2, weight 0, sign 0, dscale 2, digits [12, 5000]
-        let mut out = vec![];
-        write_numeric_binary(&mut out, 1250, 2);
-        assert_eq!(out, vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 12, 0x13, 0x88]);
-        // 0.05 → ndigits 1, weight -1, digits [500]
-        out.clear();
-        write_numeric_binary(&mut out, 5, 2);
-        assert_eq!(out, vec![0, 1, 0xff, 0xff, 0, 0, 0, 2, 0x01, 0xf4]);
-        // -123456 scale 0 → digits [12, 3456], weight 1, sign 0x4000
-        out.clear();
-        write_numeric_binary(&mut out, -123456, 0);
-        assert_eq!(out, vec![0, 2, 0, 1, 0x40, 0, 0, 0, 0, 12, 0x0d, 0x80]);
-        // zero
-        out.clear();
-        write_numeric_binary(&mut out, 0, 2);
-        assert_eq!(out, vec![0, 0, 0, 0, 0, 0, 0, 2]);
+    fn unconstrained_numeric_holds_76_digits_and_nan() {
+        let big = arrow::datatypes::i256::from_string("123456789012345678901234567890123456789000000000000").unwrap();
+        let a: ArrayRef = Arc::new(
+            Decimal256Array::from(vec![big, super::numeric::NAN, big.wrapping_neg()]).with_precision_and_scale(76, 20).unwrap(),
+        );
+        assert_eq!(
+            text_cells(a.clone(), PgType::Numeric(None)),
+            vec![s("1234567890123456789012345678901.23456789"), s("NaN"), s("-1234567890123456789012345678901.23456789")]
+        );
+        let bin = encode_column(&a, &PgType::Numeric(None), Format::Binary, &EncodeOptions::default()).unwrap();
+        assert_eq!(&bin.cell(1)[4..], [0, 0, 0, 0, 0xc0, 0, 0, 0]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod encode;
 pub mod float;
 pub mod interval;
 pub mod json;
+pub mod numeric;
 pub mod planner;
 pub mod uuid;
 
@@ -35,11 +36,6 @@ pub const PG_TYPE_METADATA_KEY: &str = "tarn.pg_type";
 
 /// Timezone Tarn stores `timestamptz` values in (the instant is what matters).
 pub const STORAGE_TZ: &str = "UTC";
-
-/// Precision and scale used for `numeric` declared without a typmod. Arrow has
-/// no arbitrary-precision decimal, so unconstrained numeric is a Decimal128
-/// with this scale; text output trims the trailing zeros it adds.
-pub const UNCONSTRAINED_NUMERIC: (u8, i8) = (38, 10);
 
 /// A Postgres type Tarn can store, compute with and put on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,8 +87,9 @@ impl PgType {
             PgType::Int8 => DataType::Int64,
             PgType::Float4 => DataType::Float32,
             PgType::Float8 => DataType::Float64,
-            PgType::Numeric(Some((p, s))) => DataType::Decimal128(*p, *s),
-            PgType::Numeric(None) => DataType::Decimal128(UNCONSTRAINED_NUMERIC.0, UNCONSTRAINED_NUMERIC.1),
+            PgType::Numeric(Some((p, s))) if *p <= 38 => DataType::Decimal128(*p, *s),
+            PgType::Numeric(Some((p, s))) => DataType::Decimal256(*p, *s),
+            PgType::Numeric(None) => DataType::Decimal256(numeric::UNCONSTRAINED.0, numeric::UNCONSTRAINED.1),
             PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => DataType::Utf8,
             PgType::Uuid | PgType::Json | PgType::Jsonb | PgType::Name | PgType::Char => DataType::Utf8,
             PgType::Bytea => DataType::Binary,
@@ -324,6 +321,9 @@ impl PgType {
             DataType::Float16 | DataType::Float32 => PgType::Float4,
             DataType::Float64 => PgType::Float8,
             DataType::Decimal128(p, s) if *s >= 0 => PgType::Numeric(Some((*p, *s))),
+            // Computed from unconstrained numeric (or a wide literal): the
+            // Arrow scale is not the value's own, so print trimmed, untyped.
+            DataType::Decimal256(_, s) if *s >= 0 => PgType::Numeric(None),
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
                 PgType::Bytea
             }
@@ -361,10 +361,10 @@ impl PgType {
 
 fn numeric_from_info(info: &ExactNumberInfo) -> Result<PgType> {
     let check = |p: u64, s: i64| -> Result<PgType> {
-        if p == 0 || p > 38 {
+        if p == 0 || p > u64::from(numeric::MAX_PRECISION) {
             return Err(TarnError::new(
                 sqlstate::INVALID_PARAMETER_VALUE,
-                format!("NUMERIC precision {p} must be between 1 and 38 in Tarn"),
+                format!("NUMERIC precision {p} must be between 1 and {} in Tarn", numeric::MAX_PRECISION),
             ));
         }
         if s < 0 || s as u64 > p {
