@@ -12,6 +12,7 @@ pub mod ids;
 pub mod pg_catalog;
 pub mod plan_cache;
 pub mod returning;
+pub mod small_plans;
 pub mod text_casts;
 pub mod views;
 
@@ -78,6 +79,7 @@ fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>,
             .with_default_features()
             .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
             .with_analyzer_rules(text_casts::analyzer_rules())
+            .with_physical_optimizer_rules(vec![Arc::new(small_plans::SmallPlansAsPlanned::new())])
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, Arc::new(TarnCatalog { storage: storage.clone(), txn, runtime, session: session.clone() }));
@@ -200,6 +202,7 @@ fn defaults_context() -> &'static SessionContext {
             .with_default_features()
             .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
             .with_analyzer_rules(text_casts::analyzer_rules())
+            .with_physical_optimizer_rules(vec![Arc::new(small_plans::SmallPlansAsPlanned::new())])
             .build();
         let ctx = SessionContext::new_with_state(state);
         functions::register(&ctx);
