@@ -31,6 +31,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::TryStreamExt;
 use lance::Dataset;
+use lance::dataset::fragment::session::FragmentSession;
 
 use super::table::Table;
 use super::version::{ROWID, TableVersion};
@@ -169,17 +170,72 @@ pub async fn probe(table: &Table, version: &TableVersion, key: &[ScalarValue], w
         addresses.address.get(&rowid).copied()
     };
     let Some(address) = address else { return Ok(None) };
-    take(ds, address, rowid, &schema).await
+    take(table, ds, address, rowid, &schema).await
+}
+
+/// Most fragment readers a table keeps open (fragments × projections).
+const MAX_OPEN_READERS: usize = 64;
+
+/// Open Lance fragment readers of one dataset version, by fragment and
+/// projection. `Dataset::take_builder` opens the fragment's file reader
+/// (its metadata and column decoders) on every call, which was most of a
+/// probe's time in Lance; a kept `FragmentSession` only reads the row.
+#[derive(Default)]
+pub struct FragmentReaders {
+    version: Option<u64>,
+    open: HashMap<(u64, Vec<String>), Arc<FragmentSession>>,
+}
+
+impl FragmentReaders {
+    fn get(&mut self, version: u64, key: &(u64, Vec<String>)) -> Option<Arc<FragmentSession>> {
+        if self.version != Some(version) {
+            // A new version may have replaced any fragment: start over.
+            *self = FragmentReaders { version: Some(version), open: HashMap::new() };
+        }
+        self.open.get(key).cloned()
+    }
+
+    fn keep(&mut self, version: u64, key: (u64, Vec<String>), reader: Arc<FragmentSession>) {
+        if self.version != Some(version) {
+            return;
+        }
+        if self.open.len() >= MAX_OPEN_READERS {
+            self.open.clear();
+        }
+        self.open.insert(key, reader);
+    }
+}
+
+/// Row `address` of `ds` with the columns `names`: through a kept reader of
+/// its fragment, or Lance's `take` when the fragment has deletions (a
+/// fragment reader counts offsets past its deleted rows).
+async fn take_row(table: &Table, ds: &Arc<Dataset>, address: u64, names: &[&str]) -> Result<RecordBatch> {
+    let projection = ds.schema().project(names)?;
+    let (fragment_id, offset) = (address >> 32, (address & 0xffff_ffff) as u32);
+    let Some(fragment) = ds.get_fragment(fragment_id as usize).filter(|f| f.metadata().deletion_file.is_none()) else {
+        return Ok(ds.take_builder(&[address], projection)?.execute().await?);
+    };
+    let version = ds.version().version;
+    let key = (fragment_id, names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let kept = table.fragment_readers.lock().unwrap().get(version, &key);
+    let reader = match kept {
+        Some(reader) => reader,
+        None => {
+            let reader = Arc::new(fragment.open_session(&projection, false).await?);
+            table.fragment_readers.lock().unwrap().keep(version, key, reader.clone());
+            reader
+        }
+    };
+    Ok(reader.take(&[offset]).await?)
 }
 
 /// The row at `address` of `ds` as `schema`, checked to be row `rowid`.
-async fn take(ds: &Arc<Dataset>, address: u64, rowid: u64, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+async fn take(table: &Table, ds: &Arc<Dataset>, address: u64, rowid: u64, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
     let mut names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     if !names.contains(&ROWID) {
         names.push(ROWID);
     }
-    let projection = ds.schema().project(&names)?;
-    let batch = ds.take_builder(&[address], projection)?.execute().await?;
+    let batch = take_row(table, ds, address, &names).await?;
     if batch.num_rows() != 1 || position_of(&batch, rowid) != Some(0) {
         return Ok(None);
     }

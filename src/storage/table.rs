@@ -75,6 +75,8 @@ pub struct Table {
     keys_requested: std::sync::atomic::AtomicBool,
     /// Where each row id of a Lance version sits (for key probes).
     pub row_addresses: tokio::sync::Mutex<super::key_probe::RowAddresses>,
+    /// Open fragment readers for key probes' row reads.
+    pub fragment_readers: Mutex<super::key_probe::FragmentReaders>,
     next_rowid: AtomicU64,
     /// Row id → publish sequence of recent deletes, for conflict checks of
     /// explicit transactions; pruned once no open transaction is older.
@@ -180,6 +182,7 @@ impl Table {
             keys: Mutex::new(None),
             keys_requested: Default::default(),
             row_addresses: Default::default(),
+            fragment_readers: Default::default(),
             next_rowid: AtomicU64::new(next_rowid),
             recent_deletes: Mutex::new(HashMap::new()),
             truncated_seq: AtomicU64::new(0),
