@@ -222,6 +222,10 @@ pub fn parse_text(text: &str) -> Result<ScalarValue> {
         Some(at) => (&rest[..at], rest[at + 1..].parse::<i32>().map_err(|_| invalid())?),
         None => (rest, 0),
     };
+    // PostgreSQL's own bound; it also keeps the scale arithmetic below in range.
+    if exponent.unsigned_abs() > 1000 {
+        return Err(out_of_range());
+    }
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit()) {
         return Err(invalid());
@@ -316,5 +320,8 @@ mod tests {
             assert_eq!(parse_text(bad).unwrap_err().code, sqlstate::INVALID_TEXT_REPRESENTATION, "{bad:?}");
         }
         assert_eq!(parse_text(&"9".repeat(80)).unwrap_err().code, sqlstate::NUMERIC_VALUE_OUT_OF_RANGE);
+        for huge in ["1e-2147483648", "1e2147483647", "1e1001", &format!("0.{}1", "0".repeat(100_000))] {
+            assert_eq!(parse_text(huge).unwrap_err().code, sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "{huge:.20}");
+        }
     }
 }
