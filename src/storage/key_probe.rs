@@ -212,15 +212,18 @@ impl FragmentReaders {
 async fn take_row(table: &Table, ds: &Arc<Dataset>, address: u64, names: &[&str]) -> Result<RecordBatch> {
     let projection = ds.schema().project(names)?;
     let (fragment_id, offset) = (address >> 32, (address & 0xffff_ffff) as u32);
-    let Some(fragment) = ds.get_fragment(fragment_id as usize).filter(|f| f.metadata().deletion_file.is_none()) else {
+    let plain = ds.fragments().iter().any(|f| f.id == fragment_id && f.deletion_file.is_none());
+    if !plain {
         return Ok(ds.take_builder(&[address], projection)?.execute().await?);
-    };
+    }
     let version = ds.version().version;
     let key = (fragment_id, names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let kept = table.fragment_readers.lock().unwrap().get(version, &key);
     let reader = match kept {
         Some(reader) => reader,
         None => {
+            // Only on a miss: `get_fragment` clones the dataset handle.
+            let fragment = ds.get_fragment(fragment_id as usize).ok_or_else(|| TarnError::internal("a mapped fragment is gone"))?;
             let reader = Arc::new(fragment.open_session(&projection, false).await?);
             table.fragment_readers.lock().unwrap().keep(version, key, reader.clone());
             reader
