@@ -130,6 +130,11 @@ pub async fn collect_bound(session: &Session, bound: &Bound) -> Result<Vec<Recor
 }
 
 async fn collect(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<Vec<RecordBatch>> {
+    if optimized {
+        if let Some(row) = super::point::run(plan).await? {
+            return Ok(vec![row]);
+        }
+    }
     let physical = physical_plan(session, plan, optimized).await?;
     Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
 }
@@ -141,6 +146,12 @@ pub async fn stream_plan(session: &Session, plan: &LogicalPlan) -> Result<(Schem
 
 async fn stream(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<(SchemaRef, SendableRecordBatchStream)> {
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    if optimized {
+        if let Some(row) = super::point::run(plan).await? {
+            let rows = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter([Ok(row)]));
+            return Ok((schema, Box::pin(rows)));
+        }
+    }
     let physical = physical_plan(session, plan, optimized).await?;
     Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }

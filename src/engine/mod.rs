@@ -11,6 +11,7 @@ pub mod functions;
 pub mod ids;
 pub mod pg_catalog;
 pub mod plan_cache;
+pub mod point;
 pub mod returning;
 pub mod small_plans;
 pub mod text_casts;

@@ -65,6 +65,38 @@ impl TableHandle {
     }
 }
 
+impl TableHandle {
+    /// The row a scan with these `filters` reads, by key probe: its key and
+    /// the row (or an empty batch), or None if the filters do not pin the
+    /// primary key or the probe cannot answer exactly (scan instead).
+    /// `projection` indexes [`TableProvider::schema`].
+    pub async fn probe(&self, projection: Option<&Vec<usize>>, filters: &[Expr]) -> crate::error::Result<Option<RecordBatch>> {
+        let (version, own) = self.view();
+        if !own.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.probe_key(&version, projection, filters).await?.map(|(_, row)| row))
+    }
+
+    async fn probe_key(
+        &self,
+        version: &TableVersion,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> crate::error::Result<Option<(Vec<datafusion::common::ScalarValue>, RecordBatch)>> {
+        let Some(key) = super::key_probe::pinned_key(&self.table, filters) else { return Ok(None) };
+        if self.table.keys_wanted() {
+            // After a restart the key set loads with the first write;
+            // a read-only workload loads it here, in the background.
+            let (storage, table) = (self.storage.clone(), self.table.clone());
+            tokio::spawn(async move { storage.load_keys(&table).await });
+        }
+        let wanted = projection.cloned().unwrap_or_else(|| (0..self.schema().fields().len()).collect());
+        let row = super::key_probe::probe(&self.table, version, &key, &wanted).await?;
+        Ok(row.map(|row| (key, row)))
+    }
+}
+
 #[async_trait]
 impl TableProvider for TableHandle {
     fn schema(&self) -> SchemaRef {
@@ -99,17 +131,8 @@ impl TableProvider for TableHandle {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let (version, own) = self.view();
         if own.is_empty() {
-            if let Some(key) = super::key_probe::pinned_key(&self.table, filters) {
-                if self.table.keys_wanted() {
-                    // After a restart the key set loads with the first write;
-                    // a read-only workload loads it here, in the background.
-                    let (storage, table) = (self.storage.clone(), self.table.clone());
-                    tokio::spawn(async move { storage.load_keys(&table).await });
-                }
-                let wanted = projection.cloned().unwrap_or_else(|| (0..self.schema().fields().len()).collect());
-                if let Some(row) = super::key_probe::probe(&self.table, &version, &key, &wanted).await.map_err(to_df)? {
-                    return Ok(Arc::new(super::key_probe::KeyProbeExec::new(&self.table, key, row)));
-                }
+            if let Some((key, row)) = self.probe_key(&version, projection, filters).await.map_err(to_df)? {
+                return Ok(Arc::new(super::key_probe::KeyProbeExec::new(&self.table, key, row)));
             }
         }
         let source = ScanSource {

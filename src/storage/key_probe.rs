@@ -152,9 +152,11 @@ pub async fn probe(table: &Table, version: &TableVersion, key: &[ScalarValue], w
     if version.deleted.contains_key(&rowid) {
         return Ok(None);
     }
-    // Newest first: an updated row's latest version is near the end.
-    let in_memory = version.delta.iter().rev().map(|d| &d.batch).chain(version.heap.iter().flat_map(|h| h.iter()));
-    for batch in in_memory {
+    if let Some(row) = version.delta_row(rowid) {
+        return Ok(Some(row.project(wanted)?));
+    }
+    // A heap table's checkpointed rows: few, by design.
+    for batch in version.heap.iter().flat_map(|h| h.iter()) {
         if let Some(i) = position_of(batch, rowid) {
             return Ok(Some(batch.slice(i, 1).project(wanted)?));
         }
@@ -162,6 +164,9 @@ pub async fn probe(table: &Table, version: &TableVersion, key: &[ScalarValue], w
     let Some(ds) = version.dataset.as_ref().filter(|_| !version.dataset_truncated && version.heap.is_none()) else {
         return Ok(None);
     };
+    if let Some(row) = table.row_cache.lock().unwrap().get(wanted, rowid) {
+        return Ok(Some(row));
+    }
     let address = {
         let mut addresses = table.row_addresses.lock().await;
         if !addresses.refresh(ds).await? {
@@ -170,7 +175,11 @@ pub async fn probe(table: &Table, version: &TableVersion, key: &[ScalarValue], w
         addresses.address.get(&rowid).copied()
     };
     let Some(address) = address else { return Ok(None) };
-    take(table, ds, address, rowid, &schema).await
+    let row = take(table, ds, address, rowid, &schema).await?;
+    if let Some(row) = &row {
+        table.row_cache.lock().unwrap().keep(wanted, rowid, row);
+    }
+    Ok(row)
 }
 
 /// Most fragment readers a table keeps open (fragments × projections).

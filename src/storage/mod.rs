@@ -15,6 +15,7 @@ pub mod heap;
 pub mod index;
 pub mod key_probe;
 pub mod lance_types;
+pub mod row_cache;
 pub mod handle;
 pub mod scan;
 pub mod table;

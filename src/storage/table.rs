@@ -77,6 +77,8 @@ pub struct Table {
     pub row_addresses: tokio::sync::Mutex<super::key_probe::RowAddresses>,
     /// Open fragment readers for key probes' row reads.
     pub fragment_readers: Mutex<super::key_probe::FragmentReaders>,
+    /// Rows key probes read from Lance, decoded (`storage::row_cache`).
+    pub row_cache: Mutex<super::row_cache::RowCache>,
     next_rowid: AtomicU64,
     /// Row id → publish sequence of recent deletes, for conflict checks of
     /// explicit transactions; pruned once no open transaction is older.
@@ -183,6 +185,7 @@ impl Table {
             keys_requested: Default::default(),
             row_addresses: Default::default(),
             fragment_readers: Default::default(),
+            row_cache: Default::default(),
             next_rowid: AtomicU64::new(next_rowid),
             recent_deletes: Mutex::new(HashMap::new()),
             truncated_seq: AtomicU64::new(0),

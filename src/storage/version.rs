@@ -25,6 +25,9 @@ pub const ROWID: &str = "_tarn_rowid";
 #[derive(Debug, Clone)]
 pub struct DeltaEntry {
     pub lsn: u64,
+    /// Increases with every entry a table's delta gets (its position in
+    /// `delta` changes as a flush drops older entries).
+    pub seq: u64,
     pub batch: RecordBatch,
     pub at: Instant,
 }
@@ -40,6 +43,11 @@ pub struct TableVersion {
     pub dataset_truncated: bool,
     pub delta: imbl::Vector<DeltaEntry>,
     pub delta_rows: usize,
+    /// Row id → (the `seq` of the delta entry holding it, its row there):
+    /// a key probe finds a row among thousands of single-row entries
+    /// without looking at each.
+    delta_rows_at: imbl::HashMap<u64, (u64, u32)>,
+    next_delta_seq: u64,
     /// Deleted row ids (of `dataset` or `delta` rows) → LSN of the delete.
     pub deleted: imbl::HashMap<u64, u64>,
     /// Every change with LSN <= this is in `dataset`.
@@ -67,6 +75,7 @@ impl TableVersion {
         if truncate {
             self.dataset_truncated = self.dataset.is_some() || self.heap.is_some();
             self.delta.clear();
+            self.delta_rows_at.clear();
             self.delta_rows = 0;
             self.deleted.clear();
             self.last_truncate_lsn = lsn;
@@ -77,11 +86,21 @@ impl TableVersion {
         let at = Instant::now();
         for batch in inserts.into_iter().filter(|b| b.num_rows() > 0) {
             self.delta_rows += batch.num_rows();
-            self.delta.push_back(DeltaEntry { lsn, batch, at });
+            let seq = self.next_delta_seq;
+            self.next_delta_seq += 1;
+            index_rows(&mut self.delta_rows_at, seq, &batch);
+            self.delta.push_back(DeltaEntry { lsn, seq, batch, at });
         }
         self.oldest_unflushed.get_or_insert(lsn);
         self.unflushed_since.get_or_insert(at);
         self.last_lsn = self.last_lsn.max(lsn);
+    }
+
+    /// The delta's row with id `rowid` (deleted or not), as a one-row batch.
+    pub fn delta_row(&self, rowid: u64) -> Option<RecordBatch> {
+        let &(seq, row) = self.delta_rows_at.get(&rowid)?;
+        let at = self.delta.binary_search_by_key(&seq, |d| d.seq).ok()?;
+        Some(self.delta[at].batch.slice(row as usize, 1))
     }
 
     /// Whether the reader must filter deleted rows out.
@@ -106,6 +125,11 @@ impl TableVersion {
             self.dataset_truncated = false;
         }
         self.delta.retain(|d| d.lsn > last_lsn);
+        // What stays after a flush is what was committed during it: little.
+        self.delta_rows_at = imbl::HashMap::new();
+        for d in &self.delta {
+            index_rows(&mut self.delta_rows_at, d.seq, &d.batch);
+        }
         self.deleted.retain(|_, lsn| *lsn > last_lsn);
         self.delta_rows = self.delta.iter().map(|d| d.batch.num_rows()).sum();
         self.flushed_lsn = last_lsn;
@@ -130,6 +154,14 @@ impl TableVersion {
     /// Rows waiting to be flushed (inserted or deleted).
     pub fn pending_rows(&self) -> usize {
         self.delta_rows + self.deleted.len()
+    }
+}
+
+/// Note where each row of `batch` (delta entry `seq`) is, by row id.
+fn index_rows(index: &mut imbl::HashMap<u64, (u64, u32)>, seq: u64, batch: &RecordBatch) {
+    let Some(ids) = batch.column_by_name(ROWID).and_then(|c| c.as_primitive_opt::<UInt64Type>()) else { return };
+    for (row, &id) in ids.values().iter().enumerate() {
+        index.insert(id, (seq, row as u32));
     }
 }
 
@@ -191,6 +223,19 @@ mod tests {
         v.apply(3, true, &[], vec![rows(&[5])]);
         assert_eq!(live_ids(&v), vec![5]);
         assert!(!v.has_deletes());
+    }
+
+    #[test]
+    fn delta_rows_are_found_by_row_id_across_flushes() {
+        let mut v = TableVersion::new(None, 0);
+        v.apply(1, false, &[], vec![rows(&[1, 2, 3])]);
+        v.apply(2, false, &[2], vec![rows(&[4]), rows(&[5, 6])]);
+        let found = |v: &TableVersion, id| v.delta_row(id).map(|b| b.column(1).as_primitive::<UInt64Type>().value(0));
+        assert_eq!((found(&v, 2), found(&v, 6), found(&v, 7)), (Some(2), Some(6), None));
+        v.folded(None, 1);
+        assert_eq!((found(&v, 1), found(&v, 4), found(&v, 6)), (None, Some(4), Some(6)));
+        v.apply(3, true, &[], vec![rows(&[8])]);
+        assert_eq!((found(&v, 4), found(&v, 8)), (None, Some(8)));
     }
 
     #[test]

@@ -19,10 +19,12 @@ use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format as PortalFormat, Portal};
 use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response, send_query_response,
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
-use pgwire::api::results::{DescribePortalResponse, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_APPLICATION_NAME, METADATA_DATABASE, METADATA_USER,
@@ -30,7 +32,11 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -297,6 +303,28 @@ impl QueryParser for StatementParser {
     }
 }
 
+/// A Describe's answer, queued for the next flush (Sync or Flush), as
+/// PostgreSQL sends it; pgwire's `send_describe_response` flushes each message.
+async fn feed_describe_response<C, D>(client: &mut C, response: &D) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    D: DescribeResponse,
+{
+    if let Some(types) = response.parameters() {
+        let oids = types.iter().map(|t| t.oid()).collect();
+        client.feed(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+    }
+    let message = if response.is_no_data() {
+        PgWireBackendMessage::NoData(NoData::new())
+    } else {
+        PgWireBackendMessage::RowDescription(RowDescription::new(response.fields().iter().map(Into::into).collect()))
+    };
+    client.feed(message).await?;
+    Ok(())
+}
+
 /// Decode a portal's parameters into the types its plan expects.
 fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
     let prepared = &portal.statement.statement;
@@ -388,9 +416,48 @@ impl ExtendedQueryHandler for QueryHandler {
         Ok(())
     }
 
-    /// Describe Portal also answers for a SQL cursor (`DECLARE name CURSOR`):
-    /// in PostgreSQL cursors and protocol portals are one namespace, and
-    /// psycopg's server-side cursors learn their columns this way.
+    /// Parse as pgwire's default does, with ParseComplete queued, not
+    /// flushed (see `on_bind`).
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME).to_owned();
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client.feed(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+        Ok(())
+    }
+
+    /// Close as pgwire's default does, with CloseComplete queued.
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(name),
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client.feed(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
+        Ok(())
+    }
+
+    /// Describe as pgwire's default does, with the answer queued (pgwire
+    /// flushes it, which cost `pgbench -M prepared` a second socket write
+    /// per transaction). Describe Portal also answers for a SQL cursor
+    /// (`DECLARE name CURSOR`): in PostgreSQL cursors and protocol portals
+    /// are one namespace, and psycopg's server-side cursors learn their
+    /// columns this way.
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -398,15 +465,35 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let name = message.name.clone().unwrap_or_default();
-        if message.target_type == TARGET_TYPE_BYTE_PORTAL && !name.is_empty() && client.portal_store().get_portal(&name).is_none() {
-            let session = session_of(&self.engine, client);
-            if let Ok(schema) = session.cursors.schema(&name) {
-                let (fields, _) = describe_columns(&schema, &vec![Format::Text; schema.fields().len()]);
-                return send_describe_response(client, &DescribePortalResponse::new(fields)).await;
-            }
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(pgwire::api::store::Entry::Value(stmt)) => {
+                    let response = self.do_describe_statement(client, &stmt).await?;
+                    feed_describe_response(client, &response).await
+                }
+                Some(pgwire::api::store::Entry::Empty) => feed_describe_response(client, &DescribeStatementResponse::no_data()).await,
+                None => Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(pgwire::api::store::Entry::Value(portal)) => {
+                    let response = self.do_describe_portal(client, &portal).await?;
+                    feed_describe_response(client, &response).await
+                }
+                Some(pgwire::api::store::Entry::Empty) => feed_describe_response(client, &DescribePortalResponse::no_data()).await,
+                None => {
+                    let session = session_of(&self.engine, client);
+                    match session.cursors.schema(name) {
+                        Ok(schema) if !name.is_empty() => {
+                            let (fields, _) = describe_columns(&schema, &vec![Format::Text; schema.fields().len()]);
+                            feed_describe_response(client, &DescribePortalResponse::new(fields)).await
+                        }
+                        _ => Err(PgWireError::PortalNotFound(name.to_owned())),
+                    }
+                }
+            },
+            other => Err(PgWireError::InvalidTargetType(other)),
         }
-        self._on_describe(client, message).await
     }
 
     /// Execute without a row limit streams the rows as they are produced.

@@ -183,3 +183,39 @@ async fn prepared_statements_follow_ddl_between_executions() {
     let second: String = c.query_one(&now, &[&1i32]).await.unwrap().get(0);
     assert_ne!(first, second);
 }
+
+/// Plans answered by the key probe without physical planning
+/// (`engine::point`) keep every other part of the statement: further
+/// conditions, computed columns, LIMIT, and UPDATE's computed values.
+#[tokio::test]
+async fn point_plans_apply_the_rest_of_the_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(dir.path(), &["--flush-rows", "20"]);
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE acct (id bigint PRIMARY KEY, balance bigint NOT NULL, name text); INSERT INTO acct SELECT g, 0, 'a' || g FROM generate_series(1, 100) g; VACUUM acct")
+        .await
+        .unwrap();
+    let lookup = c.prepare("SELECT balance * 2 + 1, upper(name) FROM acct WHERE id = $1 AND balance >= $2 LIMIT 1").await.unwrap();
+    let update = c.prepare("UPDATE acct SET balance = balance + $1 WHERE id = $2").await.unwrap();
+    let mut expected = [0i64; 101];
+    for round in 0..12i64 {
+        for id in [1i64, 7, 50, 100, 101] {
+            let n = c.execute(&update, &[&(round + 1), &id]).await.unwrap();
+            assert_eq!(n, u64::from(id <= 100), "UPDATE of key {id}");
+            if id <= 100 {
+                expected[id as usize] += round + 1;
+            }
+        }
+        for id in [1i64, 7, 50, 100, 101] {
+            let want = expected.get(id as usize).copied();
+            let found = c.query(&lookup, &[&id, &0i64]).await.unwrap();
+            let got: Vec<(i64, String)> = found.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let row = want.map(|b| (b * 2 + 1, format!("A{id}")));
+            assert_eq!(got, row.into_iter().filter(|_| id <= 100).collect::<Vec<_>>(), "round {round}, key {id}");
+            // The further condition is applied to the probed row.
+            assert!(c.query(&lookup, &[&id, &(i64::MAX)]).await.unwrap().is_empty());
+        }
+    }
+    let total: i64 = expected.iter().sum();
+    assert_eq!(rows(&c, "SELECT sum(balance) FROM acct").await, vec![vec![s(&total.to_string())]]);
+}

@@ -110,7 +110,8 @@ pub struct Scan {
     pub records: Vec<WalRecord>,
     /// Bytes of `data` that hold whole, valid records.
     pub valid_len: usize,
-    /// True if bytes after `valid_len` were discarded as a torn tail.
+    /// True if bytes after `valid_len`, not all zero, were discarded as a
+    /// torn tail.
     pub torn: bool,
 }
 
@@ -134,7 +135,10 @@ pub fn scan(data: &[u8]) -> Result<Scan> {
         records.push(WalRecord { lsn, entry });
         pos += HEADER + len;
     }
-    Ok(Scan { records, valid_len: pos, torn: pos < data.len() })
+    // Zeros after the last record are space the writer reserved ahead
+    // (or a write that never reached the disk): the log's clean end.
+    let torn = data[pos..].iter().any(|&b| b != 0);
+    Ok(Scan { records, valid_len: pos, torn })
 }
 
 /// Reads big-endian fields off a payload, failing cleanly when it is short.
@@ -237,8 +241,23 @@ mod tests {
             let s = scan(&data[..cut]).unwrap();
             let expect = if cut >= first_len { 1 } else { 0 };
             assert_eq!(s.records.len(), expect, "cut at {cut}");
-            assert_eq!(s.torn, cut != 0 && cut != first_len);
+            // A cut inside the leading zero bytes of a length is as if the
+            // write never started.
+            let kept = if cut >= first_len { first_len } else { 0 };
+            assert_eq!(s.torn, data[kept..cut].iter().any(|&b| b != 0), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn reserved_zeros_end_the_log_cleanly_but_garbage_after_them_is_torn() {
+        let mut data = encoded(&[1, 2]);
+        let records = data.len();
+        data.resize(records + 4096, 0);
+        let s = scan(&data).unwrap();
+        assert_eq!((s.records.len(), s.valid_len, s.torn), (2, records, false));
+        data.push(7);
+        let s = scan(&data).unwrap();
+        assert_eq!((s.records.len(), s.valid_len, s.torn), (2, records, true));
     }
 
     #[test]
