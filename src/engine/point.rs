@@ -50,7 +50,9 @@ pub async fn run(plan: &LogicalPlan) -> Result<Option<RecordBatch>> {
     let row = match shape.predicate {
         Some((predicate, over)) if row.num_rows() > 0 => {
             let keep = create_physical_expr(predicate, over, &props)?.evaluate(&row)?.into_array(row.num_rows())?;
-            arrow::compute::filter_record_batch(&row, keep.as_boolean())?
+            // A predicate typed otherwise (a bare NULL): let the planner decide.
+            let Some(keep) = keep.as_boolean_opt() else { return Ok(None) };
+            arrow::compute::filter_record_batch(&row, keep)?
         }
         _ => row,
     };
