@@ -209,7 +209,7 @@ pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValue
     let storage = &session.engine().storage;
     let txn = session.txn();
     let bound = super::execute::bind(session, &sel.query, params).await?;
-    let batches = super::execute::collect_bound(session, &bound).await?;
+    let batches = super::execute::collect_bound(session, bound).await?;
 
     let table = &sel.table;
     let key_len = table.def.primary_key.len();

@@ -57,11 +57,22 @@ pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
     Ok(plan)
 }
 
-/// A statement's plan with its parameters bound: optimized already (kept
-/// in the plan cache, see `plan_cache`) or not yet.
+/// A statement's plan and its parameters: optimized already (kept in the
+/// plan cache, see `plan_cache`) or not yet.
 pub struct Bound {
     pub plan: LogicalPlan,
     pub optimized: bool,
+    /// Values for `plan`'s placeholders, not yet substituted: an optimized
+    /// plan keeps its placeholders until it runs, so a point plan
+    /// (`point`) puts the values in its few expressions only.
+    params: Option<ParamValues>,
+}
+
+impl Bound {
+    /// The plan with its parameter values substituted.
+    fn into_plan(self) -> Result<LogicalPlan> {
+        bind_values(self.plan, self.params)
+    }
 }
 
 /// Plan `stmt` and bind `params`, reusing its kept optimized plan when the
@@ -70,19 +81,19 @@ pub struct Bound {
 pub async fn bind(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Bound> {
     let types: Vec<DataType> = match &params {
         Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
-        Some(ParamValues::Map(_)) => return Ok(Bound { plan: bind_values(plan(session, stmt).await?, params)?, optimized: false }),
+        Some(ParamValues::Map(_)) => return Ok(Bound { plan: bind_values(plan(session, stmt).await?, params)?, optimized: false, params: None }),
         None => vec![],
     };
     let under = (crate::storage::catalog::generation(), session.config_generation());
     let storage = &session.engine().storage;
     let lookup = session.plan_cache().get_optimized(stmt, under, storage, &types);
     let may_keep = match lookup {
-        Ok(optimized) => return Ok(Bound { plan: bind_values(optimized, params)?, optimized: true }),
+        Ok(optimized) => return Ok(Bound { plan: optimized, optimized: true, params }),
         Err(may_keep) => may_keep,
     };
     let logical = plan(session, stmt).await?;
     if !may_keep {
-        return Ok(Bound { plan: bind_values(logical, params)?, optimized: false });
+        return Ok(Bound { plan: bind_values(logical, params)?, optimized: false, params: None });
     }
     let state = session.statement_state();
     let optimized = super::plan_cache::type_placeholders(logical.clone(), &types).and_then(|typed| state.state.optimize(&typed));
@@ -90,12 +101,12 @@ pub async fn bind(session: &Session, stmt: &Statement, params: Option<ParamValue
     match optimized {
         Ok(optimized) => {
             session.plan_cache().put_optimized(stmt, Some((types, optimized.clone())));
-            Ok(Bound { plan: bind_values(optimized, params)?, optimized: true })
+            Ok(Bound { plan: optimized, optimized: true, params })
         }
         Err(e) => {
             tracing::debug!(error = %e, "plan not optimized ahead of its parameter values");
             session.plan_cache().put_optimized(stmt, None);
-            Ok(Bound { plan: bind_values(logical, params)?, optimized: false })
+            Ok(Bound { plan: bind_values(logical, params)?, optimized: false, params: None })
         }
     }
 }
@@ -122,37 +133,38 @@ pub async fn physical_plan(session: &Session, plan: &LogicalPlan, optimized: boo
 
 /// Run `plan` to the end and keep every row (DML row selections, EXPLAIN).
 pub async fn collect_plan(session: &Session, plan: &LogicalPlan) -> Result<Vec<RecordBatch>> {
-    collect(session, plan, false).await
+    let physical = physical_plan(session, plan, false).await?;
+    Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
 }
 
-pub async fn collect_bound(session: &Session, bound: &Bound) -> Result<Vec<RecordBatch>> {
-    collect(session, &bound.plan, bound.optimized).await
-}
-
-async fn collect(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<Vec<RecordBatch>> {
-    if optimized {
-        if let Some(row) = super::point::run(plan).await? {
+pub async fn collect_bound(session: &Session, bound: Bound) -> Result<Vec<RecordBatch>> {
+    if bound.optimized {
+        if let Some(row) = super::point::run(&bound.plan, bound.params.as_ref()).await? {
             return Ok(vec![row]);
         }
     }
-    let physical = physical_plan(session, plan, optimized).await?;
+    let optimized = bound.optimized;
+    let physical = physical_plan(session, &bound.into_plan()?, optimized).await?;
     Ok(datafusion::physical_plan::collect(physical, session.task_ctx()).await?)
 }
 
 /// Run `plan` as a stream of its rows, with its result schema.
 pub async fn stream_plan(session: &Session, plan: &LogicalPlan) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-    stream(session, plan, false).await
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let physical = physical_plan(session, plan, false).await?;
+    Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
-async fn stream(session: &Session, plan: &LogicalPlan, optimized: bool) -> Result<(SchemaRef, SendableRecordBatchStream)> {
-    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    if optimized {
-        if let Some(row) = super::point::run(plan).await? {
+async fn stream_bound(session: &Session, bound: Bound) -> Result<(SchemaRef, SendableRecordBatchStream)> {
+    let schema: SchemaRef = Arc::new(bound.plan.schema().as_arrow().clone());
+    if bound.optimized {
+        if let Some(row) = super::point::run(&bound.plan, bound.params.as_ref()).await? {
             let rows = RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter([Ok(row)]));
             return Ok((schema, Box::pin(rows)));
         }
     }
-    let physical = physical_plan(session, plan, optimized).await?;
+    let optimized = bound.optimized;
+    let physical = physical_plan(session, &bound.into_plan()?, optimized).await?;
     Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
@@ -429,11 +441,11 @@ async fn run_plan(session: &Session, bound: Bound) -> Result<Output> {
     };
     let explain = matches!(bound.plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
     if explain {
-        return Ok(query_plan_rows(collect_bound(session, &bound).await?));
+        return Ok(query_plan_rows(collect_bound(session, bound).await?));
     }
     match dml_tag {
         Some(tag) => {
-            let batches = collect_bound(session, &bound).await?;
+            let batches = collect_bound(session, bound).await?;
             let count: u64 = batches
                 .iter()
                 .filter(|b| b.num_columns() > 0)
@@ -442,7 +454,7 @@ async fn run_plan(session: &Session, bound: Bound) -> Result<Output> {
             Ok(Output::tag(format!("{tag} {count}")))
         }
         None => {
-            let (schema, stream) = stream(session, &bound.plan, bound.optimized).await?;
+            let (schema, stream) = stream_bound(session, bound).await?;
             Ok(Output::Rows { schema, stream, tag: "SELECT" })
         }
     }

@@ -1,28 +1,39 @@
-//! Point plans: a kept, optimized plan that reads one row of one Tarn table
-//! by its whole primary key — `SELECT v FROM kv WHERE id = $1`, and the row
-//! selection of `UPDATE acct SET balance = balance + 1 WHERE id = $1` — is
-//! answered without DataFusion's physical planning.
+//! Point plans: a kept, optimized plan that reads or writes one row — or
+//! a few — is answered without DataFusion's physical planning. Two shapes:
 //!
-//! Such a plan is a projection, maybe a filter, maybe a subquery alias and
-//! a limit, over one table scan whose filters pin the key. Its answer is
-//! the key probe's row (`storage::key_probe`) with the filter and the
-//! projection evaluated on it: physical expressions made from the plan's
-//! own, over the one row. Planning a physical plan for that (the execution
-//! plan nodes, their equivalence properties and statistics, the optimizer
-//! gate) cost more than the probe itself. Anything else — no key pinned, a
-//! probe that cannot answer exactly, any other node — is planned as usual,
-//! so this is an answer for the plans it recognises, never a different
-//! meaning.
+//! - **A key lookup.** One Tarn table read by its whole primary key:
+//!   `SELECT v FROM kv WHERE id = $1`, and the row selection of
+//!   `UPDATE acct SET balance = balance + 1 WHERE id = $1`. Such a plan is
+//!   a projection, maybe a filter, maybe a subquery alias and a limit, over
+//!   one table scan whose filters pin the key. Its answer is the key
+//!   probe's row (`storage::key_probe`) with the filter and the projection
+//!   evaluated on it.
+//! - **An INSERT of VALUES.** `INSERT INTO t (c, v) VALUES ($1, $2)`: the
+//!   VALUES rows and the projection onto the table's columns are evaluated
+//!   and handed to the table's insert, as its DataFusion sink would be.
+//!
+//! Expressions are the plan's own, made physical and evaluated on the few
+//! rows, with the statement's parameter values put in their placeholders
+//! here — binding them into the whole plan (every node's schema
+//! recomputed) and planning execution nodes (their equivalence properties
+//! and statistics, the optimizer gate) cost more than the row itself.
+//! Anything else — no key pinned, a probe that cannot answer exactly, any
+//! other node — is bound and planned as usual, so this is an answer for
+//! the plans it recognises, never a different meaning.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions};
-use arrow::datatypes::SchemaRef;
-use datafusion::common::DFSchema;
-use datafusion::common::tree_node::TreeNode;
-use datafusion::datasource::source_as_provider;
+use std::borrow::Cow;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::datasource::DefaultTableSource;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableScan, TableSource, Values, WriteOp};
 use datafusion::physical_expr::create_physical_expr;
 
 use crate::error::Result;
@@ -38,31 +49,140 @@ struct Shape<'a> {
     scan: &'a TableScan,
 }
 
-/// `plan`'s rows if it is a point plan the key probe answers exactly,
-/// as one batch of `plan`'s schema; None to plan it as usual.
-pub async fn run(plan: &LogicalPlan) -> Result<Option<RecordBatch>> {
+/// Rows of VALUES a point INSERT takes at most; more are planned as usual.
+const MAX_VALUES_ROWS: usize = 1024;
+
+/// `plan`'s result if it is a point plan answered here, as one batch of
+/// `plan`'s schema; None to bind and plan it as usual. `params` are the
+/// values of `plan`'s placeholders, not yet substituted.
+pub async fn run(plan: &LogicalPlan, params: Option<&ParamValues>) -> Result<Option<RecordBatch>> {
+    if let LogicalPlan::Dml(dml) = plan {
+        return insert_values(dml, params).await;
+    }
     let Some(shape) = shape(plan) else { return Ok(None) };
-    let Ok(provider) = source_as_provider(&shape.scan.source) else { return Ok(None) };
-    let Some(handle) = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<TableHandle>() else { return Ok(None) };
-    let Some(row) = handle.probe(shape.scan.projection.as_ref(), &shape.scan.filters).await? else { return Ok(None) };
+    let Some(handle) = table_handle(&shape.scan.source) else { return Ok(None) };
+    let filters = shape.scan.filters.iter().map(|f| Ok(bind(f, params)?.into_owned())).collect::<Result<Vec<Expr>>>()?;
+    let Some(row) = handle.probe(shape.scan.projection.as_ref(), &filters).await? else { return Ok(None) };
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     let props = ExecutionProps::new();
     let row = match shape.predicate {
         Some((predicate, over)) if row.num_rows() > 0 => {
-            let keep = create_physical_expr(predicate, over, &props)?.evaluate(&row)?.into_array(row.num_rows())?;
+            let predicate = bind(predicate, params)?;
+            let keep = create_physical_expr(&predicate, over, &props)?.evaluate(&row)?.into_array(row.num_rows())?;
             // A predicate typed otherwise (a bare NULL): let the planner decide.
             let Some(keep) = keep.as_boolean_opt() else { return Ok(None) };
             arrow::compute::filter_record_batch(&row, keep)?
         }
         _ => row,
     };
-    let columns = shape
-        .columns
-        .iter()
-        .map(|e| Ok(create_physical_expr(e, shape.input, &props)?.evaluate(&row)?.into_array(row.num_rows())?))
-        .collect::<Result<Vec<ArrayRef>>>()?;
+    let columns = evaluate(shape.columns, shape.input, &row, params)?;
     let options = RecordBatchOptions::new().with_row_count(Some(row.num_rows()));
     Ok(Some(RecordBatch::try_new_with_options(schema, columns, &options)?))
+}
+
+/// `INSERT INTO t … VALUES …` (plain: no ON CONFLICT, no RETURNING, which
+/// `execute::insert` runs around this) into a Tarn table: `Dml ←
+/// [Projection] ← Values`.
+async fn insert_values(dml: &DmlStatement, params: Option<&ParamValues>) -> Result<Option<RecordBatch>> {
+    if dml.op != WriteOp::Insert(InsertOp::Append) {
+        return Ok(None);
+    }
+    let Some(handle) = table_handle(&dml.target) else { return Ok(None) };
+    let (projection, values) = match dml.input.as_ref() {
+        LogicalPlan::Projection(p) => match p.input.as_ref() {
+            LogicalPlan::Values(v) => (Some(p), v),
+            _ => return Ok(None),
+        },
+        LogicalPlan::Values(v) => (None, v),
+        _ => return Ok(None),
+    };
+    let row_wise_values = values.values.iter().all(|row| row.iter().all(row_wise));
+    if values.values.is_empty() || values.values.len() > MAX_VALUES_ROWS || !row_wise_values {
+        return Ok(None);
+    }
+    if projection.is_some_and(|p| !p.expr.iter().all(row_wise)) {
+        return Ok(None);
+    }
+    let mut rows = values_batch(values, params)?;
+    if let Some(p) = projection {
+        let columns = evaluate(&p.expr, p.input.schema(), &rows, params)?;
+        rows = RecordBatch::try_new(nullable_schema(p.schema.as_arrow()), columns)?;
+    }
+    let count = handle.insert(vec![rows]).await?;
+    let schema: SchemaRef = Arc::new(dml.output_schema.as_arrow().clone());
+    Ok(Some(RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![count]))])?))
+}
+
+/// The rows of a VALUES list, each expression evaluated on its own (they
+/// compute from constants and parameters only), cast to the list's column
+/// types.
+fn values_batch(values: &Values, params: Option<&ParamValues>) -> Result<RecordBatch> {
+    let schema = nullable_schema(values.schema.as_arrow());
+    let empty = DFSchema::empty();
+    let props = ExecutionProps::new();
+    let one_row = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(1)))?;
+    let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(values.values.len()); schema.fields().len()];
+    for row in &values.values {
+        for ((expr, field), column) in row.iter().zip(schema.fields()).zip(columns.iter_mut()) {
+            let value = create_physical_expr(bind(expr, params)?.as_ref(), &empty, &props)?.evaluate(&one_row)?.into_array(1)?;
+            let value = if value.data_type() == field.data_type() { value } else { arrow::compute::cast(&value, field.data_type())? };
+            column.push(value);
+        }
+    }
+    let columns = columns
+        .iter()
+        .map(|parts| match parts.as_slice() {
+            [one] => Ok(one.clone()),
+            parts => Ok(arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// `schema` with every column nullable: a plan's nullability was decided
+/// before its parameter values were known; NOT NULL is the table's to
+/// enforce (`Table::prepare_insert`), with PostgreSQL's error.
+fn nullable_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>()))
+}
+
+/// `exprs` over `input`, evaluated on `rows`.
+fn evaluate(exprs: &[Expr], input: &DFSchema, rows: &RecordBatch, params: Option<&ParamValues>) -> Result<Vec<ArrayRef>> {
+    let props = ExecutionProps::new();
+    exprs
+        .iter()
+        .map(|e| Ok(create_physical_expr(bind(e, params)?.as_ref(), input, &props)?.evaluate(rows)?.into_array(rows.num_rows())?))
+        .collect()
+}
+
+/// The Tarn table a plan reads or writes, if it is one.
+fn table_handle(source: &Arc<dyn TableSource>) -> Option<&TableHandle> {
+    let source = source.as_ref().downcast_ref::<DefaultTableSource>()?;
+    (source.table_provider.as_ref() as &dyn std::any::Any).downcast_ref::<TableHandle>()
+}
+
+/// `expr` with its placeholders replaced by their values (the types the
+/// plan was optimized for, which the plan cache checked).
+fn bind<'e>(expr: &'e Expr, params: Option<&ParamValues>) -> Result<Cow<'e, Expr>> {
+    let Some(params) = params else { return Ok(Cow::Borrowed(expr)) };
+    if !expr.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))? {
+        return Ok(Cow::Borrowed(expr));
+    }
+    let bound = expr.clone().transform_up(|e| match e {
+        Expr::Placeholder(Placeholder { id, .. }) => {
+            let value = params.get_placeholders_with_values(&id)?;
+            Ok(Transformed::yes(Expr::Literal(value.value, value.metadata)))
+        }
+        e => Ok(Transformed::no(e)),
+    })?;
+    Ok(Cow::Owned(bound.data))
+}
+
+/// Computes from the row alone: no subquery, aggregate or window (the
+/// optimizer would have planned them as nodes of their own).
+fn row_wise(e: &Expr) -> bool {
+    !e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..) | Expr::AggregateFunction(_) | Expr::WindowFunction(_))))
+        .unwrap_or(true)
 }
 
 /// Recognise a point plan: `Projection [→ Filter] [→ SubqueryAlias] →
@@ -101,10 +221,6 @@ fn shape(plan: &LogicalPlan) -> Option<Shape<'_>> {
     if scan.fetch == Some(0) || scan.filters.is_empty() {
         return None;
     }
-    let row_wise = |e: &Expr| {
-        !e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::OuterReferenceColumn(..) | Expr::AggregateFunction(_) | Expr::WindowFunction(_) | Expr::Placeholder(_))))
-            .unwrap_or(true)
-    };
     if !projection.expr.iter().all(row_wise) || !predicate.is_none_or(|(p, _)| row_wise(p)) {
         return None;
     }

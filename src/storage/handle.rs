@@ -78,6 +78,12 @@ impl TableHandle {
         Ok(self.probe_key(&version, projection, filters).await?.map(|(_, row)| row))
     }
 
+    /// INSERT `batches` (the table's user columns) as the table's sink
+    /// does, for a plan run without physical planning (`engine::point`).
+    pub async fn insert(&self, batches: Vec<RecordBatch>) -> crate::error::Result<u64> {
+        insert_rows(&self.storage, &self.table, &self.txn, batches).await
+    }
+
     async fn probe_key(
         &self,
         version: &TableVersion,
@@ -185,35 +191,43 @@ impl DataSink for InsertSink {
 
     async fn write_all(&self, data: SendableRecordBatchStream, _ctx: &Arc<TaskContext>) -> DfResult<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
-        let mut rows = self.table.prepare_insert(batches, true).map_err(to_df)?;
-        let (skip, upsert) = {
-            let t = self.txn.lock().unwrap();
-            (t.statement.skip_conflicts, t.statement.conflicts.is_some())
-        };
-        if skip || upsert {
-            let (absent, present) = self.storage.split_conflicts(&self.table, &self.txn, rows, upsert).await.map_err(to_df)?;
-            rows = absent;
-            if upsert {
-                let user_columns: Vec<usize> = (0..self.table.schema.fields().len()).collect();
-                let mut t = self.txn.lock().unwrap();
-                let conflicts = t.statement.conflicts.get_or_insert_with(Vec::new);
-                for b in present {
-                    conflicts.push(RecordBatch::try_new(self.table.schema.clone(), b.project(&user_columns)?.columns().to_vec())?);
-                }
-            }
-        }
-        let count: usize = rows.iter().map(|b| b.num_rows()).sum();
-        {
-            let mut txn = self.txn.lock().unwrap();
-            if let Some(capture) = txn.statement.capture.as_mut() {
-                let user_columns: Vec<usize> = (0..self.table.schema.fields().len()).collect();
-                for b in &rows {
-                    let projected = b.project(&user_columns)?;
-                    capture.push(RecordBatch::try_new(self.table.schema.clone(), projected.columns().to_vec())?);
-                }
-            }
-        }
-        self.storage.stage_inserts(&self.table, &self.txn, rows).await.map_err(to_df)?;
-        Ok(count as u64)
+        insert_rows(&self.storage, &self.table, &self.txn, batches).await.map_err(to_df)
     }
+}
+
+/// Add `batches` (in the table's user columns, as an INSERT's input
+/// gives them) to the transaction's writes: identity and constraints
+/// applied, conflicts skipped or set aside as the statement asks, a copy
+/// kept for RETURNING. Returns the rows written.
+async fn insert_rows(storage: &Storage, table: &Arc<Table>, txn: &TxnHandle, batches: Vec<RecordBatch>) -> crate::error::Result<u64> {
+    let mut rows = table.prepare_insert(batches, true)?;
+    let (skip, upsert) = {
+        let t = txn.lock().unwrap();
+        (t.statement.skip_conflicts, t.statement.conflicts.is_some())
+    };
+    if skip || upsert {
+        let (absent, present) = storage.split_conflicts(table, txn, rows, upsert).await?;
+        rows = absent;
+        if upsert {
+            let user_columns: Vec<usize> = (0..table.schema.fields().len()).collect();
+            let mut t = txn.lock().unwrap();
+            let conflicts = t.statement.conflicts.get_or_insert_with(Vec::new);
+            for b in present {
+                conflicts.push(RecordBatch::try_new(table.schema.clone(), b.project(&user_columns)?.columns().to_vec())?);
+            }
+        }
+    }
+    let count: usize = rows.iter().map(|b| b.num_rows()).sum();
+    {
+        let mut txn = txn.lock().unwrap();
+        if let Some(capture) = txn.statement.capture.as_mut() {
+            let user_columns: Vec<usize> = (0..table.schema.fields().len()).collect();
+            for b in &rows {
+                let projected = b.project(&user_columns)?;
+                capture.push(RecordBatch::try_new(table.schema.clone(), projected.columns().to_vec())?);
+            }
+        }
+    }
+    storage.stage_inserts(table, txn, rows).await?;
+    Ok(count as u64)
 }

@@ -219,3 +219,32 @@ async fn point_plans_apply_the_rest_of_the_statement() {
     let total: i64 = expected.iter().sum();
     assert_eq!(rows(&c, "SELECT sum(balance) FROM acct").await, vec![vec![s(&total.to_string())]]);
 }
+
+/// A prepared INSERT of VALUES runs without physical planning: its rows,
+/// defaults, identity, casts and constraints are as a planned INSERT's, and
+/// a failing execution writes nothing and leaves the statement usable.
+#[tokio::test]
+async fn prepared_values_inserts_keep_every_rule_of_insert() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path());
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE ev (id bigserial PRIMARY KEY, n int NOT NULL, label varchar(5), at text DEFAULT 'now', k int)")
+        .await
+        .unwrap();
+    let two_rows = c.prepare("INSERT INTO ev (n, label, k) VALUES ($1, $2, $1 * 10), ($1 + 1, NULL, NULL)").await.unwrap();
+    for round in 0..8i32 {
+        let n = c.execute(&two_rows, &[&round, &format!("r{round}")]).await.unwrap();
+        assert_eq!(n, 2, "round {round}");
+    }
+    // NOT NULL and varchar(5) are checked per execution, with PostgreSQL's codes.
+    let err = c.execute(&two_rows, &[&None::<i32>, &"x"]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23502", "{err}");
+    let err = c.execute(&two_rows, &[&1i32, &"toolong"]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22001", "{err}");
+    assert_eq!(c.execute(&two_rows, &[&100i32, &"ok"]).await.unwrap(), 2);
+    let all = rows(&c, "SELECT count(*), count(label), sum(n), sum(k), min(at), count(DISTINCT id) FROM ev").await;
+    // 8 rounds of (round, round+1) plus (100, 101): sum n = 2*28+8 + 201.
+    assert_eq!(all, vec![vec![s("18"), s("9"), s("265"), s("1280"), s("now"), s("18")]]);
+    let first = rows(&c, "SELECT n, label, k FROM ev WHERE n = 3 ORDER BY label NULLS LAST").await;
+    assert_eq!(first, vec![vec![s("3"), s("r3"), s("30")], vec![s("3"), None, None]]);
+}
