@@ -192,11 +192,11 @@ const MAX_OPEN_READERS: usize = 64;
 #[derive(Default)]
 pub struct FragmentReaders {
     version: Option<u64>,
-    open: HashMap<(u64, Vec<String>), Arc<FragmentSession>>,
+    open: HashMap<super::fragment_cache::FragmentKey, Arc<FragmentSession>>,
 }
 
 impl FragmentReaders {
-    fn get(&mut self, version: u64, key: &(u64, Vec<String>)) -> Option<Arc<FragmentSession>> {
+    fn get(&mut self, version: u64, key: &super::fragment_cache::FragmentKey) -> Option<Arc<FragmentSession>> {
         if self.version != Some(version) {
             // A new version may have replaced any fragment: start over.
             *self = FragmentReaders { version: Some(version), open: HashMap::new() };
@@ -204,7 +204,7 @@ impl FragmentReaders {
         self.open.get(key).cloned()
     }
 
-    fn keep(&mut self, version: u64, key: (u64, Vec<String>), reader: Arc<FragmentSession>) {
+    fn keep(&mut self, version: u64, key: super::fragment_cache::FragmentKey, reader: Arc<FragmentSession>) {
         if self.version != Some(version) {
             return;
         }
@@ -215,18 +215,22 @@ impl FragmentReaders {
     }
 }
 
-/// Row `address` of `ds` with the columns `names`: through a kept reader of
-/// its fragment, or Lance's `take` when the fragment has deletions (a
-/// fragment reader counts offsets past its deleted rows).
+/// Row `address` of `ds` with the columns `names`: from the fragment read
+/// whole (`storage::fragment_cache`), through a kept reader of its
+/// fragment, or Lance's `take` when the fragment has deletions (a fragment
+/// reader counts offsets past its deleted rows).
 async fn take_row(table: &Table, ds: &Arc<Dataset>, address: u64, names: &[&str]) -> Result<RecordBatch> {
-    let projection = ds.schema().project(names)?;
     let (fragment_id, offset) = (address >> 32, (address & 0xffff_ffff) as u32);
-    let plain = ds.fragments().iter().any(|f| f.id == fragment_id && f.deletion_file.is_none());
-    if !plain {
-        return Ok(ds.take_builder(&[address], projection)?.execute().await?);
-    }
-    let version = ds.version().version;
     let key = (fragment_id, names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    if let Some(row) = table.fragment_cache.lock().unwrap().row(&key, offset as usize) {
+        return Ok(row);
+    }
+    let projection = ds.schema().project(names)?;
+    let fragment = ds.fragments().iter().find(|f| f.id == fragment_id);
+    let Some(rows) = fragment.filter(|f| f.deletion_file.is_none()).map(|f| f.physical_rows.unwrap_or(usize::MAX)) else {
+        return Ok(ds.take_builder(&[address], projection)?.execute().await?);
+    };
+    let version = ds.version().version;
     let kept = table.fragment_readers.lock().unwrap().get(version, &key);
     let reader = match kept {
         Some(reader) => reader,
@@ -234,11 +238,29 @@ async fn take_row(table: &Table, ds: &Arc<Dataset>, address: u64, names: &[&str]
             // Only on a miss: `get_fragment` clones the dataset handle.
             let fragment = ds.get_fragment(fragment_id as usize).ok_or_else(|| TarnError::internal("a mapped fragment is gone"))?;
             let reader = Arc::new(fragment.open_session(&projection, false).await?);
-            table.fragment_readers.lock().unwrap().keep(version, key, reader.clone());
+            table.fragment_readers.lock().unwrap().keep(version, key.clone(), reader.clone());
             reader
         }
     };
-    Ok(reader.take(&[offset]).await?)
+    let row = reader.take(&[offset]).await?;
+    if table.fragment_cache.lock().unwrap().missed(&key, rows) {
+        let cache = table.fragment_cache.clone();
+        let present: std::collections::HashSet<u64> = ds.fragments().iter().map(|f| f.id).collect();
+        tokio::spawn(async move {
+            // Contiguous offsets: Lance reads the range, in physical order.
+            let offsets: Vec<u32> = (0..rows as u32).collect();
+            let whole = match reader.take(&offsets).await {
+                Ok(batch) if batch.num_rows() == rows => Some(batch),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, fragment = key.0, "reading a fragment whole failed");
+                    None
+                }
+            };
+            cache.lock().unwrap().keep(key, whole, &present);
+        });
+    }
+    Ok(row)
 }
 
 /// The row at `address` of `ds` as `schema`, checked to be row `rowid`.

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod compact;
 mod ddl;
 pub mod durable;
+pub mod fragment_cache;
 pub mod heap;
 pub mod index;
 pub mod key_probe;

@@ -79,6 +79,8 @@ pub struct Table {
     pub fragment_readers: Mutex<super::key_probe::FragmentReaders>,
     /// Rows key probes read from Lance, decoded (`storage::row_cache`).
     pub row_cache: Mutex<super::row_cache::RowCache>,
+    /// Fragments key probes read often, decoded whole (`storage::fragment_cache`).
+    pub fragment_cache: Arc<Mutex<super::fragment_cache::FragmentCache>>,
     next_rowid: AtomicU64,
     /// Row id → publish sequence of recent deletes, for conflict checks of
     /// explicit transactions; pruned once no open transaction is older.
@@ -186,6 +188,7 @@ impl Table {
             row_addresses: Default::default(),
             fragment_readers: Default::default(),
             row_cache: Default::default(),
+            fragment_cache: Default::default(),
             next_rowid: AtomicU64::new(next_rowid),
             recent_deletes: Mutex::new(HashMap::new()),
             truncated_seq: AtomicU64::new(0),
