@@ -58,15 +58,12 @@ pub struct Settings {
 }
 
 fn canonical(name: &str) -> Option<(&'static str, &'static str, bool)> {
-    let lower = name.to_ascii_lowercase();
-    let lower = match lower.as_str() {
-        "time zone" | "time_zone" => "timezone",
-        "names" => "client_encoding",
-        "transaction isolation level" => "transaction_isolation",
-        other => other,
-    }
-    .to_string();
-    KNOWN.iter().find(|(n, _, _)| n.to_ascii_lowercase() == lower).copied()
+    // Compared in place: this runs for every setting a statement reads
+    // (search_path, statement_timeout …), and lower-casing each candidate
+    // allocated a string per known setting.
+    let aliases = [("time zone", "timezone"), ("time_zone", "timezone"), ("names", "client_encoding"), ("transaction isolation level", "transaction_isolation")];
+    let name = aliases.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(name)).map_or(name, |(_, setting)| setting);
+    KNOWN.iter().find(|(n, _, _)| n.eq_ignore_ascii_case(name)).copied()
 }
 
 impl Settings {

@@ -74,6 +74,9 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: &Type, format: Format) -> Result<S
 
 /// Parse a text value as type `pg` (also used for text-format parameters).
 pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
+    if let Some(v) = integer_text(text, pg) {
+        return Ok(v);
+    }
     let utf8 = ScalarValue::Utf8(Some(text.to_string()));
     match pg {
         PgType::Text | PgType::Varchar(_) | PgType::Bpchar(_) => Ok(utf8),
@@ -98,6 +101,21 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
         // Keep the scale the client wrote, like PostgreSQL does.
         PgType::Numeric(None) => super::numeric::parse_text(text),
         _ => utf8.cast_to(&pg.arrow_type()).map_err(|_| invalid_text(text, pg)),
+    }
+}
+
+/// An integer parameter in the form pgbench, node-pg and text-mode drivers
+/// send it — optional sign, decimal digits, maybe blanks around (int4in
+/// allows them) — parsed directly: going through a Utf8 scalar and Arrow's
+/// cast cost more than the rest of binding. Anything else (out of range,
+/// not a number) is left to the cast, which says what is wrong with it.
+fn integer_text(text: &str, pg: &PgType) -> Option<ScalarValue> {
+    let digits = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    match pg {
+        PgType::Int2 => digits.parse().ok().map(|v| ScalarValue::Int16(Some(v))),
+        PgType::Int4 => digits.parse().ok().map(|v| ScalarValue::Int32(Some(v))),
+        PgType::Int8 => digits.parse().ok().map(|v| ScalarValue::Int64(Some(v))),
+        _ => None,
     }
 }
 
@@ -262,6 +280,16 @@ mod tests {
         crate::types::array::write_binary(&mut bin, &Type::INT4, vec![Some(&[0u8, 0, 0, 1][..]), None, Some(&[0, 0, 0, 3][..])].into_iter());
         assert_eq!(decode_param(Some(&bin), &Type::INT4_ARRAY, Format::Binary).unwrap(), want);
         assert!(decode_param(Some(&bin), &Type::TEXT_ARRAY, Format::Binary).is_err());
+    }
+
+    #[test]
+    fn text_integers_parse_as_int4in_does() {
+        assert_eq!(decode_param(Some(b" +42 "), &Type::INT4, Format::Text).unwrap(), ScalarValue::Int32(Some(42)));
+        assert_eq!(decode_param(Some(b"-32768"), &Type::INT2, Format::Text).unwrap(), ScalarValue::Int16(Some(-32768)));
+        assert_eq!(decode_param(Some(b"9223372036854775807"), &Type::INT8, Format::Text).unwrap(), ScalarValue::Int64(Some(i64::MAX)));
+        for bad in [&b"32768"[..], b"", b"+", b"1 2", b"0x10"] {
+            assert!(decode_param(Some(bad), &Type::INT2, Format::Text).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 
 use std::io::Cursor;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
@@ -70,19 +73,69 @@ pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
                 for d in &c.deletes {
                     out.extend_from_slice(&d.to_be_bytes());
                 }
-                let mut ipc = vec![];
-                if let Some(first) = c.inserts.first() {
-                    let mut w = StreamWriter::try_new(&mut ipc, &first.schema())?;
-                    for b in &c.inserts {
-                        w.write(b)?;
-                    }
-                    w.finish()?;
-                }
+                let ipc = ipc_stream(&c.inserts)?;
                 out.extend_from_slice(&(ipc.len() as u64).to_be_bytes());
                 out.extend_from_slice(&ipc);
             }
             Ok((KIND_COMMIT, out))
         }
+    }
+}
+
+/// `batches` as an Arrow IPC stream, byte for byte what `StreamWriter`
+/// writes (empty for no batches). The schema message is encoded once per
+/// schema and thread and copied after: for a single-row commit, encoding
+/// it (flatbuffers for every field) cost more than the row. Schemas with
+/// dictionary fields, whose messages depend on a tracker's state, take
+/// `StreamWriter` itself.
+fn ipc_stream(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    use arrow::ipc::writer::{CompressionContext, DictionaryTracker, IpcDataGenerator, IpcWriteOptions, write_message};
+    use std::cell::RefCell;
+    thread_local! {
+        static SCHEMA_MESSAGE: RefCell<Option<(SchemaRef, Vec<u8>)>> = const { RefCell::new(None) };
+    }
+    let Some(first) = batches.first() else { return Ok(vec![]) };
+    let schema = first.schema();
+    let mut out = vec![];
+    if schema.fields().iter().any(|f| has_dictionary(f.data_type())) {
+        let mut w = StreamWriter::try_new(&mut out, &schema)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+        return Ok(out);
+    }
+    let options = IpcWriteOptions::default();
+    let generator = IpcDataGenerator::default();
+    let mut tracker = DictionaryTracker::new(false);
+    SCHEMA_MESSAGE.with_borrow_mut(|cached| -> Result<()> {
+        match cached {
+            Some((s, bytes)) if Arc::ptr_eq(s, &schema) || **s == *schema => out.extend_from_slice(bytes),
+            _ => {
+                let mut bytes = vec![];
+                write_message(&mut bytes, generator.schema_to_bytes_with_dictionary_tracker(&schema, &mut tracker, &options), &options)?;
+                out.extend_from_slice(&bytes);
+                *cached = Some((schema.clone(), bytes));
+            }
+        }
+        Ok(())
+    })?;
+    let mut compression = CompressionContext::default();
+    for b in batches {
+        let (_, message) = generator.encode(b, &mut tracker, &options, &mut compression)?;
+        write_message(&mut out, message, &options)?;
+    }
+    // The end-of-stream marker: continuation, then a zero length.
+    out.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    Ok(out)
+}
+
+fn has_dictionary(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(..) => true,
+        DataType::Struct(fields) => fields.iter().any(|f| has_dictionary(f.data_type())),
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) | DataType::Map(f, _) => has_dictionary(f.data_type()),
+        _ => false,
     }
 }
 
@@ -220,6 +273,26 @@ mod tests {
             frame(&mut out, lsn, kind, &payload);
         }
         out
+    }
+
+    #[test]
+    fn ipc_bytes_are_stream_writers() {
+        let streamed = |batches: &[RecordBatch]| {
+            let mut out = vec![];
+            let mut w = StreamWriter::try_new(&mut out, &batches[0].schema()).unwrap();
+            for b in batches {
+                w.write(b).unwrap();
+            }
+            w.finish().unwrap();
+            out
+        };
+        // Twice: the second time the schema message comes from the cache.
+        for _ in 0..2 {
+            assert_eq!(ipc_stream(&[batch(3), batch(1)]).unwrap(), streamed(&[batch(3), batch(1)]));
+        }
+        let other = RecordBatch::try_from_iter([("s", Arc::new(arrow::array::StringArray::from(vec!["x"])) as _)]).unwrap();
+        assert_eq!(ipc_stream(std::slice::from_ref(&other)).unwrap(), streamed(std::slice::from_ref(&other)));
+        assert!(ipc_stream(&[]).unwrap().is_empty());
     }
 
     #[test]
