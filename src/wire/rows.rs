@@ -83,9 +83,8 @@ pub fn encode_batch(batch: &RecordBatch, columns: &[ResultColumn], opts: &Encode
         .collect::<Result<Vec<_>>>()?;
     let field_count = columns.len() as i16;
     let rows = batch.num_rows();
-    // Where row `r` ends in the batch buffer: the sum of each column's end.
-    let row_end = |encoded: &[crate::types::encode::EncodedColumn], r: usize| -> usize { encoded.iter().map(|c| c.ends[r]).sum() };
-    let ends: Vec<usize> = (0..rows).map(|r| row_end(&encoded, r)).collect();
+    // Where each row ends in the batch buffer: the sum of its columns' ends.
+    let ends: Vec<usize> = (0..rows).map(|r| encoded.iter().map(|c| c.ends[r]).sum()).collect();
     let mut all = if let [only] = encoded.as_mut_slice() {
         BytesMut::from(bytes::Bytes::from(std::mem::take(&mut only.buf)))
     } else {
