@@ -55,6 +55,16 @@ pub struct Settings {
     initial: BTreeMap<String, (&'static str, String)>,
     pub user: String,
     pub database: String,
+    /// Changes with every change of a value, and never repeats in this
+    /// process (taken from [`NEXT_VERSION`]): what is worked out from the
+    /// settings (the current schema) is kept until it moves.
+    version: u64,
+}
+
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn canonical(name: &str) -> Option<(&'static str, &'static str, bool)> {
@@ -74,12 +84,18 @@ impl Settings {
         }
         values.insert("application_name".into(), ("application_name", application_name.to_string()));
         values.insert("session_authorization".into(), ("session_authorization", user.to_string()));
-        Settings { initial: values.clone(), values, user: user.to_string(), database: database.to_string() }
+        Settings { initial: values.clone(), values, user: user.to_string(), database: database.to_string(), version: next_version() }
     }
 
     /// `RESET ALL` / `DISCARD ALL`: every setting back to its value at connection.
     pub fn reset_all(&mut self) {
         self.values = self.initial.clone();
+        self.version = next_version();
+    }
+
+    /// See [`Settings::version`]'s field: equal versions mean equal values.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// The value of a setting, as SHOW prints it.
@@ -100,6 +116,7 @@ impl Settings {
             Some(v) => validate(n, v)?,
         };
         self.values.insert(n.to_ascii_lowercase(), (n, value.clone()));
+        self.version = next_version();
         Ok(reported.then(|| (n.to_string(), value)))
     }
 

@@ -280,7 +280,7 @@ impl Catalog {
         change(&mut next.objects);
         write_atomically(&self.dir, &next)?;
         self.file = next;
-        GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        bump_generation();
         Ok(())
     }
 }
@@ -289,6 +289,13 @@ impl Catalog {
 /// kept across statements are reused only under the generation they were
 /// planned in (a spurious bump only costs a re-plan).
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Also called once memory shows a committed change (the schema list), so
+/// what was worked out from memory between the commit and that update
+/// (`Session::current_schema`) is not kept past it.
+pub fn bump_generation() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
 
 pub fn generation() -> u64 {
     GENERATION.load(std::sync::atomic::Ordering::Acquire)

@@ -104,6 +104,7 @@ impl Storage {
         let id = catalog.allocate_id();
         catalog.commit(|o| o.schemas.push(super::catalog::SchemaDef { id, name: name.to_string() }))?;
         self.schemas.write().unwrap().push(super::catalog::SchemaDef { id, name: name.to_string() });
+        super::catalog::bump_generation();
         info!(schema = name, id, "schema created");
         Ok(true)
     }
@@ -141,6 +142,7 @@ impl Storage {
         let mut catalog = self.catalog.lock().await;
         catalog.commit(|o| o.schemas.retain(|s| s.name != name))?;
         self.schemas.write().unwrap().retain(|s| s.name != name);
+        super::catalog::bump_generation();
         info!(schema = name, "schema dropped");
         Ok(true)
     }
