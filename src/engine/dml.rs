@@ -150,9 +150,18 @@ fn key_items(table: &Table, alias: &Ident) -> Vec<Expr> {
     items
 }
 
+/// `SELECT 1 FROM x`, parsed once: the shape [`select`] and [`table_ref`]
+/// fill in (parsing it for every UPDATE/DELETE was a tokenizer and parser
+/// run per execution).
+fn select_template() -> Statement {
+    static TEMPLATE: std::sync::LazyLock<Statement> =
+        std::sync::LazyLock::new(|| crate::sql::parse("SELECT 1 FROM x").expect("a constant query parses").remove(0));
+    TEMPLATE.clone()
+}
+
 /// `SELECT items FROM from WHERE selection`, built from parts.
 pub fn select(items: Vec<SelectItem>, from: Vec<TableWithJoins>, selection: Option<Expr>) -> Result<Statement> {
-    let mut query = crate::sql::parse("SELECT 1 FROM x")?.remove(0);
+    let mut query = select_template();
     let Statement::Query(q) = &mut query else { unreachable!("SELECT parses as a query") };
     let SetExpr::Select(s) = q.body.as_mut() else { unreachable!("SELECT parses as a select") };
     s.projection = items;
@@ -170,9 +179,7 @@ fn positional(items: Vec<Expr>) -> Vec<SelectItem> {
 
 /// `FROM "<name>" AS alias`, as a FROM item.
 pub fn table_ref(name: &str, alias: Ident) -> TableWithJoins {
-    let Ok(Statement::Query(q)) = crate::sql::parse("SELECT 1 FROM x").map(|mut v| v.remove(0)) else {
-        unreachable!("SELECT parses as a query")
-    };
+    let Statement::Query(q) = select_template() else { unreachable!("SELECT parses as a query") };
     let SetExpr::Select(s) = *q.body else { unreachable!("SELECT parses as a select") };
     let mut from = s.from.into_iter().next().expect("one FROM item");
     if let TableFactor::Table { name: n, alias: a, .. } = &mut from.relation {

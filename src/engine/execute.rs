@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::{
     ConflictTarget, Ident, Insert, OnConflict, OnConflictAction, OnInsert, Statement, TableObject,
 };
 
+use super::plan_cache::{KeptPlan, KeptSlot};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::sql::{Command, naming};
@@ -168,23 +169,44 @@ async fn stream_bound(session: &Session, bound: Bound) -> Result<(SchemaRef, Sen
     Ok((schema, datafusion::physical_plan::execute_stream(physical, session.task_ctx())?))
 }
 
+/// Run a statement DataFusion plans (a query, INSERT, EXPLAIN). With a
+/// prepared statement's `slot`, a plan optimized ahead of its values is
+/// kept there for the statement's next Execute ([`run_kept`]).
+pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Option<ParamValues>, slot: Option<&KeptSlot>) -> Result<Output> {
+    name_omitted_insert_columns(session, &mut stmt);
+    if let Statement::Insert(ins) = stmt.as_ref() {
+        if ins.returning.is_some() || ins.on.is_some() {
+            return insert(session, ins, params).await;
+        }
+    }
+    // Read before planning: a catalog change meanwhile leaves the kept plan stale, not current.
+    let under = session.kept_under();
+    let types = match &params {
+        Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
+        _ => vec![],
+    };
+    let bound = bind(session, &stmt, params).await?;
+    if let Some(slot) = slot.filter(|_| bound.optimized) {
+        slot.keep(under, types, &bound.plan, postgres_column_names(&stmt, bound.plan.schema().as_arrow()));
+    }
+    Ok(match run_plan(session, bound).await? {
+        Output::Rows { schema, stream, tag } => Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag },
+        other => other,
+    })
+}
+
+/// Run a prepared statement's kept plan ([`KeptSlot::current`]).
+pub async fn run_kept(session: &Session, kept: &KeptPlan, params: Option<ParamValues>) -> Result<Output> {
+    let bound = Bound { plan: kept.plan.clone(), optimized: true, params };
+    Ok(match run_plan(session, bound).await? {
+        Output::Rows { stream, tag, .. } => Output::Rows { schema: kept.result.clone(), stream, tag },
+        other => other,
+    })
+}
+
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {
     match cmd {
-        Command::Plan(mut stmt) => {
-            name_omitted_insert_columns(session, &mut stmt);
-            if let Statement::Insert(ins) = stmt.as_ref() {
-                if ins.returning.is_some() || ins.on.is_some() {
-                    return insert(session, ins, params).await;
-                }
-            }
-            let bound = bind(session, &stmt, params).await?;
-            Ok(match run_plan(session, bound).await? {
-                Output::Rows { schema, stream, tag } => {
-                    Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag }
-                }
-                other => other,
-            })
-        }
+        Command::Plan(stmt) => run_query(session, stmt, params, None).await,
         Command::CreateTable(ct) => {
             for c in &ct.table.columns {
                 if let Some(sql) = &c.default {

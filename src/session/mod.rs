@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::engine::Engine;
 use crate::engine::execute::{self, Output};
+use crate::engine::plan_cache::KeptSlot;
 use crate::engine::copy::CopyIn;
 use crate::error::{Result, TarnError, sqlstate};
 use crate::sql::{self, Command};
@@ -259,6 +260,29 @@ impl Session {
     /// transaction: autocommit statements commit (or vanish) on their own;
     /// inside a block an error moves the block to the failed state.
     pub async fn execute(&self, stmt: Statement, params: Option<ParamValues>) -> Result<Output> {
+        self.execute_keeping(stmt, params, None).await
+    }
+
+    /// Execute a prepared statement: its kept plan if it is still current,
+    /// else as [`Session::execute`], keeping the plan in `slot` for next time.
+    pub async fn execute_prepared(&self, stmt: &Statement, slot: &KeptSlot, params: Option<ParamValues>) -> Result<Output> {
+        match slot.current(self.kept_under(), &self.engine.storage, params.as_ref()) {
+            Some(kept) => {
+                self.begin_statement()?;
+                let result = execute::run_kept(self, &kept, params).await;
+                self.end_statement(result).await
+            }
+            None => self.execute_keeping(stmt.clone(), params, Some(slot)).await,
+        }
+    }
+
+    /// What a kept plan must have been made under to be used now: the
+    /// settings (the search path), the catalog and DataFusion's configuration.
+    pub fn kept_under(&self) -> (u64, u64, u64) {
+        (self.settings().version(), crate::storage::catalog::generation(), self.config_generation())
+    }
+
+    async fn execute_keeping(&self, stmt: Statement, params: Option<ParamValues>, slot: Option<&KeptSlot>) -> Result<Output> {
         let cmd = match self.classify(stmt) {
             Ok(cmd) => cmd,
             Err(e) => return Err(self.statement_failed(e)),
@@ -267,7 +291,10 @@ impl Session {
             return self.transaction_command(t).await;
         }
         self.begin_statement()?;
-        let result = execute::run(self, cmd, params).await;
+        let result = match cmd {
+            Command::Plan(stmt) => execute::run_query(self, stmt, params, slot).await,
+            cmd => execute::run(self, cmd, params).await,
+        };
         if matches!(result, Ok(Output::CopyIn { .. })) {
             // The statement ends with its data: see `copy_done`.
             return result;

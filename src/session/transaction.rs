@@ -1,8 +1,12 @@
 //! Transaction blocks as PostgreSQL runs them: BEGIN/COMMIT/ROLLBACK,
 //! savepoints, the failed state (25P02) and per-statement snapshots.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 
 use super::Session;
 use crate::engine::execute::Output;
@@ -19,6 +23,45 @@ fn aborted() -> TarnError {
         sqlstate::IN_FAILED_SQL_TRANSACTION,
         "current transaction is aborted, commands ignored until end of transaction block",
     )
+}
+
+/// A future run where it is awaited that, if dropped before it is done,
+/// finishes in a task of its own. `tokio::spawn` and awaiting the handle
+/// gave the same guarantee, but a spawn wakes a parked worker to steal the
+/// task: a thread wake-up and a hop between workers on every commit. A
+/// panic inside is caught, as the spawned task's was.
+struct FinishOnDrop<T: Send + 'static> {
+    fut: Option<Pin<Box<dyn Future<Output = std::thread::Result<T>> + Send>>>,
+}
+
+impl<T: Send + 'static> FinishOnDrop<T> {
+    fn new(fut: impl Future<Output = T> + Send + 'static) -> Self {
+        FinishOnDrop { fut: Some(Box::pin(std::panic::AssertUnwindSafe(fut).catch_unwind())) }
+    }
+}
+
+impl<T: Send + 'static> Future for FinishOnDrop<T> {
+    type Output = std::thread::Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fut) = self.fut.as_mut() else { panic!("FinishOnDrop polled after it finished") };
+        let out = std::task::ready!(fut.as_mut().poll(cx));
+        self.fut = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T: Send + 'static> Drop for FinishOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(fut) = self.fut.take() {
+            // Without a runtime the server is shutting down: nothing can
+            // finish it (a queued WAL record is still published by the
+            // writer thread).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(fut);
+            }
+        }
+    }
 }
 
 impl Session {
@@ -69,7 +112,7 @@ impl Session {
         }
         let writes = self.txn.lock().unwrap().has_writes();
         let committed = match result {
-            // A read-only statement has nothing to commit (and no task to spawn).
+            // A read-only statement has nothing to commit.
             Ok(out) if !writes => Ok(out),
             Ok(out) => self.commit_detached().await.map(|_| out),
             Err(e) => Err(e),
@@ -78,15 +121,15 @@ impl Session {
         committed
     }
 
-    /// Commit in a task of its own: once started, a commit finishes even if
-    /// the statement is cancelled or times out, or its client goes away — a
-    /// WAL record must never be written without being applied.
+    /// Commit so that, once started, a commit finishes even if the
+    /// statement is cancelled or times out, or its client goes away — a WAL
+    /// record must never be written without being applied.
     async fn commit_detached(&self) -> Result<()> {
         let storage = self.engine.storage.clone();
         let txn = self.txn.clone();
-        tokio::spawn(async move { storage.commit(&txn).await })
+        FinishOnDrop::new(async move { storage.commit(&txn).await })
             .await
-            .map_err(|e| TarnError::internal(format!("commit task failed: {e}")))?
+            .map_err(|_| TarnError::internal("the commit panicked"))?
     }
 
     /// A statement was stopped (cancel, statement_timeout) before it

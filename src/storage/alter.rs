@@ -150,7 +150,7 @@ fn is_safe_type_change(from: &PgType, to: &PgType) -> bool {
 /// cast changed types. Returns the new version, or None if nothing changed.
 pub async fn conform_lance(ds: &Dataset, def: &TableDef, renames: &[(String, String)]) -> Result<Option<Dataset>> {
     let mut ds = ds.clone();
-    let start = ds.version().version;
+    let start = ds.version_id();
     let lance_names = |ds: &Dataset| -> Vec<String> { ds.schema().fields.iter().map(|f| f.name.clone()).collect() };
     let wanted: Vec<&str> = def.columns.iter().map(|c| c.name.as_str()).chain([ROWID]).collect();
 
@@ -205,10 +205,10 @@ pub async fn conform_lance(ds: &Dataset, def: &TableDef, renames: &[(String, Str
     if !casts.is_empty() {
         ds.alter_columns(&casts).await?;
     }
-    if ds.version().version == start {
+    if ds.version_id() == start {
         return Ok(None);
     }
-    info!(table = %def.name, from = start, to = ds.version().version, "Lance schema now matches the catalog");
+    info!(table = %def.name, from = start, to = ds.version_id(), "Lance schema now matches the catalog");
     Ok(Some(ds))
 }
 

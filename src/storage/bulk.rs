@@ -115,7 +115,7 @@ impl Storage {
                     ));
                 }
                 let tx = Transaction {
-                    read_version: ds.version().version,
+                    read_version: ds.version_id(),
                     operation: Operation::Append { fragments },
                     transaction_properties: Some(props.clone()),
                     ..written

@@ -70,7 +70,7 @@ impl VersionPins {
     pub fn oldest(&self) -> Option<u64> {
         let mut pins = self.pins.lock().unwrap();
         pins.retain(|w| w.strong_count() > 0);
-        pins.iter().filter_map(|w| w.upgrade()).map(|ds| ds.version().version).min()
+        pins.iter().filter_map(|w| w.upgrade()).map(|ds| ds.version_id()).min()
     }
 }
 
@@ -159,7 +159,7 @@ pub async fn compact(
     .transaction_properties(properties);
     let mut compacted = ds.clone();
     let metrics = compact_files(&mut compacted, options, None).await?;
-    if compacted.version().version == ds.version().version {
+    if compacted.version_id() == ds.version_id() {
         return Ok(None);
     }
     Ok(Some((compacted, metrics)))

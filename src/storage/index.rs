@@ -27,7 +27,7 @@ use crate::error::{Result, TarnError, sqlstate};
 /// indexes. Returns the new version, or None if nothing changed.
 pub async fn sync_indexes(ds: &Dataset, def: &TableDef, refresh: bool) -> Result<Option<Dataset>> {
     let mut ds = ds.clone();
-    let start = ds.version().version;
+    let start = ds.version_id();
     // An index with fragments folded in since it was built has several
     // segments under one name.
     let mut present: Vec<String> = ds.load_indices().await?.iter().map(|i| i.name.clone()).collect();
@@ -51,7 +51,7 @@ pub async fn sync_indexes(ds: &Dataset, def: &TableDef, refresh: bool) -> Result
         // that the same index segments cover.
         ds.optimize_indices(&OptimizeOptions::merge(usize::MAX)).await?;
     }
-    Ok((ds.version().version != start).then_some(ds))
+    Ok((ds.version_id() != start).then_some(ds))
 }
 
 impl Storage {

@@ -96,7 +96,7 @@ pub struct RowAddresses {
 impl RowAddresses {
     /// Bring the map to `ds`'s version; false if the table is too large to map.
     async fn refresh(&mut self, ds: &Dataset) -> Result<bool> {
-        let version = ds.version().version;
+        let version = ds.version_id();
         if self.version == Some(version) {
             return Ok(true);
         }
@@ -230,7 +230,7 @@ async fn take_row(table: &Table, ds: &Arc<Dataset>, address: u64, names: &[&str]
     let Some(rows) = fragment.filter(|f| f.deletion_file.is_none()).map(|f| f.physical_rows.unwrap_or(usize::MAX)) else {
         return Ok(ds.take_builder(&[address], projection)?.execute().await?);
     };
-    let version = ds.version().version;
+    let version = ds.version_id();
     let kept = table.fragment_readers.lock().unwrap().get(version, &key);
     let reader = match kept {
         Some(reader) => reader,

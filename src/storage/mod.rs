@@ -610,7 +610,7 @@ impl Storage {
                     fragments_before = fragments.len(),
                     fragments_after = compacted.count_fragments(),
                     rewritten = metrics.fragments_removed,
-                    version = compacted.version().version,
+                    version = compacted.version_id(),
                     ms = started.elapsed().as_millis() as u64,
                     "compacted"
                 );
@@ -624,7 +624,7 @@ impl Storage {
                 current = ds;
             }
         }
-        let version = current.version().version;
+        let version = current.version_id();
         if full || version >= table.cleaned_at.load(std::sync::atomic::Ordering::Relaxed) + policy.cleanup_every_versions {
             drop(ds);
             // Compaction's and the indexes' new files must be on disk

@@ -156,7 +156,7 @@ impl Table {
         let table = Table::new(def, dir, loaded.properties, loaded.properties_version)?;
         let ds = loaded.dataset.map(|ds| table.pins.track(ds));
         if let Some(ds) = &ds {
-            table.cleaned_at.store(ds.version().version, Ordering::Relaxed);
+            table.cleaned_at.store(ds.version_id(), Ordering::Relaxed);
         }
         Ok((table, ds))
     }
@@ -605,7 +605,7 @@ impl Table {
 
     /// A new Lance version that carries `props`: track it for cleanup.
     pub fn committed(&self, ds: Dataset, props: HashMap<String, String>) -> Arc<Dataset> {
-        *self.flushed.lock().unwrap() = (ds.version().version, props);
+        *self.flushed.lock().unwrap() = (ds.version_id(), props);
         self.pins.track(ds)
     }
 
@@ -621,7 +621,7 @@ impl Table {
             schema_metadata_updates: None,
             field_metadata_updates: HashMap::new(),
         };
-        let tx = TransactionBuilder::new(ds.version().version, operation).transaction_properties(Some(Arc::new(props.clone()))).build();
+        let tx = TransactionBuilder::new(ds.version_id(), operation).transaction_properties(Some(Arc::new(props.clone()))).build();
         let new_ds = CommitBuilder::new(Arc::new(ds.clone())).execute(tx).await?;
         Ok(self.committed(new_ds, props))
     }
@@ -682,7 +682,7 @@ impl Table {
         // The properties go on the transaction itself: Lance 14's
         // `CommitBuilder::with_transaction_properties` stores them but never
         // writes them.
-        let tx = TransactionBuilder::new(ds.version().version, operation)
+        let tx = TransactionBuilder::new(ds.version_id(), operation)
             .transaction_properties(Some(Arc::new(props.clone())))
             .build();
         let new_ds = CommitBuilder::new(ds).execute(tx).await?;
@@ -851,7 +851,7 @@ async fn read_flush_properties(ds: &Dataset) -> Result<(u64, HashMap<String, Str
     let mut versions = ds.versions().await?;
     versions.sort_by_key(|v| std::cmp::Reverse(v.version));
     for v in versions {
-        let at = if v.version == ds.version().version { ds.clone() } else { ds.checkout_version(v.version).await? };
+        let at = if v.version == ds.version_id() { ds.clone() } else { ds.checkout_version(v.version).await? };
         if let Some(tx) = at.read_transaction().await? {
             if let Some(props) = tx.transaction_properties.as_ref().filter(|p| p.contains_key(FLUSHED_LSN_PROPERTY)) {
                 return Ok((v.version, props.as_ref().clone()));

@@ -47,6 +47,7 @@ use super::error::{error_info, to_pgwire};
 use super::rows::{describe_columns, result_formats, row_stream};
 use crate::engine::Engine;
 use crate::engine::execute::{Output, describe};
+use crate::engine::plan_cache::KeptSlot;
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::storage::txn::TxnStatus;
@@ -247,6 +248,8 @@ pub struct Prepared {
     /// The Arrow type the plan expects for each parameter, where it knows.
     param_targets: Vec<Option<DataType>>,
     result: SchemaRef,
+    /// The plan its Executes run, once one is kept.
+    kept: KeptSlot,
 }
 
 pub struct StatementParser {
@@ -286,7 +289,7 @@ impl QueryParser for StatementParser {
         }
         let mut param_targets: Vec<Option<DataType>> = inferred.into_iter().map(|f| f.map(|f| f.data_type().clone())).collect();
         param_targets.resize(n, None);
-        Ok(Some(Arc::new(Prepared { stmt, param_types, param_targets, result })))
+        Ok(Some(Arc::new(Prepared { stmt, param_types, param_targets, result, kept: KeptSlot::default() })))
     }
 
     fn get_parameter_types(&self, stmt: &Arc<Prepared>) -> PgWireResult<Vec<Type>> {
@@ -590,7 +593,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let session = session_of(&self.engine, client);
         let params = bind_parameters(portal).map_err(to_pgwire)?;
         let params = (!params.is_empty()).then(|| ParamValues::from(params));
-        let stmt = portal.statement.statement.stmt.clone();
+        let prepared = &portal.statement.statement;
         // pgwire races this call against a CancelRequest; the timeout is ours.
         let deadline = stop::deadline(session.settings().statement_timeout());
         let output = tokio::select! {
@@ -599,7 +602,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 session.statement_interrupted();
                 return Err(to_pgwire(e));
             }
-            output = session.execute(stmt, params) => output.map_err(to_pgwire)?,
+            output = session.execute_prepared(&prepared.stmt, &prepared.kept, params) => output.map_err(to_pgwire)?,
         };
         match output {
             Output::Rows { schema, stream, tag } => {

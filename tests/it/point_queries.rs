@@ -182,6 +182,20 @@ async fn prepared_statements_follow_ddl_between_executions() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let second: String = c.query_one(&now, &[&1i32]).await.unwrap().get(0);
     assert_ne!(first, second);
+    // The search path changes between Executes: the unqualified name is
+    // resolved again, as PostgreSQL does, and back again after RESET.
+    c.batch_execute("CREATE SCHEMA other; CREATE TABLE other.t (id int PRIMARY KEY, v text); INSERT INTO other.t VALUES (1, 'other')")
+        .await
+        .unwrap();
+    c.batch_execute("SET search_path = other, public").await.unwrap();
+    let got: String = c.query_one(&lookup, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(got, "other");
+    c.execute(&insert, &[&2i32, &"two in other"]).await.unwrap();
+    c.batch_execute("RESET search_path").await.unwrap();
+    let got: String = c.query_one(&lookup, &[&1i32]).await.unwrap().get(0);
+    assert_eq!(got, "fresh");
+    assert_eq!(rows(&c, "SELECT v FROM other.t WHERE id = 2").await, vec![vec![s("two in other")]]);
+    assert_eq!(rows(&c, "SELECT v FROM public.t WHERE id = 2").await, vec![vec![s("two")]]);
 }
 
 /// Plans answered by the key probe without physical planning
