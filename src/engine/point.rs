@@ -6,8 +6,8 @@
 //!   `UPDATE acct SET balance = balance + 1 WHERE id = $1`. Such a plan is
 //!   a projection, maybe a filter, maybe a subquery alias and a limit, over
 //!   one table scan whose filters pin the key. Its answer is the key
-//!   probe's row (`storage::key_probe`) with the filter and the projection
-//!   evaluated on it.
+//!   probe's row (`storage::key_probe`) with the projection and the rest of
+//!   the filter (what the key was not taken from) evaluated on it.
 //! - **An INSERT of VALUES.** `INSERT INTO t (c, v) VALUES ($1, $2)`: the
 //!   VALUES rows and the projection onto the table's columns are evaluated
 //!   and handed to the table's insert, as its DataFusion sink would be.
@@ -33,6 +33,7 @@ use datafusion::datasource::DefaultTableSource;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableScan, TableSource, Values, WriteOp};
 use datafusion::physical_expr::create_physical_expr;
 
@@ -65,9 +66,10 @@ pub async fn run(plan: &LogicalPlan, params: Option<&ParamValues>) -> Result<Opt
     let Some(row) = handle.probe(shape.scan.projection.as_ref(), &filters).await? else { return Ok(None) };
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     let props = ExecutionProps::new();
-    let row = match shape.predicate {
+    let predicate = shape.predicate.and_then(|(p, over)| beyond_pinned_key(p, shape.scan, handle, &filters).map(|p| (p, over)));
+    let row = match predicate {
         Some((predicate, over)) if row.num_rows() > 0 => {
-            let predicate = bind(predicate, params)?;
+            let predicate = bind(&predicate, params)?;
             let keep = create_physical_expr(&predicate, over, &props)?.evaluate(&row)?.into_array(row.num_rows())?;
             // A predicate typed otherwise (a bare NULL): let the planner decide.
             let Some(keep) = keep.as_boolean_opt() else { return Ok(None) };
@@ -78,6 +80,21 @@ pub async fn run(plan: &LogicalPlan, params: Option<&ParamValues>) -> Result<Opt
     let columns = evaluate(shape.columns, shape.input, &row, params)?;
     let options = RecordBatchOptions::new().with_row_count(Some(row.num_rows()));
     Ok(Some(RecordBatch::try_new_with_options(schema, columns, &options)?))
+}
+
+/// The part of a point plan's `predicate` the key probe does not already
+/// guarantee: its conjuncts less the scan filters the probed key was taken
+/// from (`bound` is the scan's filters with their values in). None if
+/// nothing is left — `WHERE id = $1` is the probe's own condition, and
+/// evaluating it again on the probed row was ~5% of a key lookup.
+fn beyond_pinned_key(predicate: &Expr, scan: &TableScan, handle: &TableHandle, bound: &[Expr]) -> Option<Expr> {
+    let pinned = crate::storage::key_probe::pinning_filters(handle.table(), bound);
+    let rest: Vec<Expr> = split_conjunction(predicate)
+        .into_iter()
+        .filter(|c| !pinned.iter().any(|&i| scan.filters.get(i) == Some(*c)))
+        .cloned()
+        .collect();
+    conjunction(rest)
 }
 
 /// `INSERT INTO t … VALUES …` (plain: no ON CONFLICT, no RETURNING, which

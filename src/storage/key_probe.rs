@@ -59,6 +59,21 @@ pub fn pinned_key(table: &Table, filters: &[Expr]) -> Option<Vec<ScalarValue>> {
         .collect()
 }
 
+/// The positions in `filters` of the conjuncts [`pinned_key`] takes each
+/// key column's value from (the first that pins it). A row the probe found
+/// for that key satisfies exactly these, so they need no checking again.
+pub fn pinning_filters(table: &Table, filters: &[Expr]) -> Vec<usize> {
+    table
+        .def
+        .primary_key
+        .iter()
+        .filter_map(|&i| {
+            let name = table.storage_schema.field(i).name();
+            filters.iter().position(|f| pinned_value(f, name).is_some())
+        })
+        .collect()
+}
+
 /// `v` if `filter` is `column = v` (either way round).
 fn pinned_value(filter: &Expr, column: &str) -> Option<ScalarValue> {
     let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { return None };

@@ -232,6 +232,14 @@ async fn point_plans_apply_the_rest_of_the_statement() {
     }
     let total: i64 = expected.iter().sum();
     assert_eq!(rows(&c, "SELECT sum(balance) FROM acct").await, vec![vec![s(&total.to_string())]]);
+    // The key is probed by the first condition that pins it; a second one
+    // on the same column is still checked on the probed row.
+    let twice = c.prepare("SELECT name FROM acct WHERE id = $1 AND id = $2").await.unwrap();
+    for _ in 0..3 {
+        assert!(c.query(&twice, &[&1i64, &2i64]).await.unwrap().is_empty());
+        let same: Vec<String> = c.query(&twice, &[&3i64, &3i64]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(same, ["a3"]);
+    }
 }
 
 /// A prepared INSERT of VALUES runs without physical planning: its rows,
