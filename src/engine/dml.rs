@@ -26,15 +26,17 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::WITH_ROWID;
-use super::execute::Output;
+use super::execute::{Bound, Output};
+use super::plan_cache::{KeptKind, KeptSlot};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
-use crate::sql::{normalize_ident, qualified_name};
+use crate::sql::normalize_ident;
 use crate::storage::table::Table;
 use crate::storage::txn::TxnStatus;
 use crate::storage::version::ROWID;
 
 /// A DML statement turned into its row selection.
+#[derive(Clone)]
 pub struct Selection {
     pub table: Arc<Table>,
     /// `SELECT rowid, pk…, [new values…] FROM … WHERE …`
@@ -43,6 +45,13 @@ pub struct Selection {
     pub new_values_at: Option<usize>,
     /// The name the statement's columns are qualified with.
     pub alias: Ident,
+}
+
+impl Selection {
+    /// The command tag's verb.
+    fn verb(&self) -> &'static str {
+        if self.new_values_at.is_some() { "UPDATE" } else { "DELETE" }
+    }
 }
 
 /// Build the row selection of an UPDATE or DELETE.
@@ -125,15 +134,17 @@ fn resolve_target(session: &Session, target: &TableWithJoins) -> Result<(Arc<Tab
     if !target.joins.is_empty() {
         return Err(TarnError::syntax("the target of UPDATE/DELETE cannot be a join"));
     }
-    let (schema, table_name) = qualified_name(name)?;
+    let (schema, table_name) = session.qualified_name(name)?;
     let table = session.engine().storage.table(&schema, &table_name).ok_or_else(|| TarnError::undefined_table(&table_name))?;
     let alias_ident = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::with_quote('"', &table_name));
     let mut exposed = target.clone();
     if let TableFactor::Table { name, alias, .. } = &mut exposed.relation {
-        let mut parts = name.0.clone();
-        parts.pop();
-        parts.push(ObjectNamePart::Identifier(Ident::with_quote('"', format!("{table_name}{WITH_ROWID}"))));
-        *name = ObjectName(parts);
+        // Qualified with the schema `table` was found in, so DataFusion
+        // plans the selection over that same table whatever the search path.
+        *name = ObjectName(vec![
+            ObjectNamePart::Identifier(Ident::with_quote('"', &schema)),
+            ObjectNamePart::Identifier(Ident::with_quote('"', format!("{table_name}{WITH_ROWID}"))),
+        ]);
         *alias = Some(TableAlias { explicit: true, name: alias_ident.clone(), columns: vec![], at: None });
     }
     Ok((table, exposed, alias_ident))
@@ -190,32 +201,56 @@ pub fn table_ref(name: &str, alias: Ident) -> TableWithJoins {
 }
 
 
-/// Run an UPDATE or DELETE into the session's transaction.
-pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Output> {
+/// Run an UPDATE or DELETE into the session's transaction. With a prepared
+/// statement's `slot`, its row selection and the selection's optimized plan
+/// are kept there for the next Execute ([`run_selection`]).
+pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues>, slot: Option<&KeptSlot>) -> Result<Output> {
+    // Read before the names are resolved: a catalog change meanwhile leaves what is kept stale.
+    let under = session.kept_under();
     let sel = selection(session, stmt)?;
-    let storage = &session.engine().storage;
-    let txn = session.txn();
-    if txn.lock().unwrap().status == TxnStatus::Idle {
-        // Autocommit: hold the table's write lock from before the snapshot
-        // to the commit, so concurrent updates of the same rows serialise
-        // and none is lost.
-        storage.lock_for_update(&sel.table, txn).await;
+    lock_target(session, &sel).await;
+    let types = super::execute::param_types_of(&params);
+    let bound = super::execute::bind(session, &sel.query, params).await?;
+    let returning = returning_items(stmt);
+    if let Some(slot) = slot.filter(|_| bound.optimized && returning.is_none()) {
+        slot.keep(under, types, &bound.plan, KeptKind::RowSelection(Arc::new(sel.clone())));
     }
-    let (count, returned) = apply(session, &sel, params).await?;
-    let verb = if sel.new_values_at.is_some() { "UPDATE" } else { "DELETE" };
-    if let Some(items) = returning_items(stmt) {
+    let (count, returned) = apply_bound(session, &sel, bound).await?;
+    let verb = sel.verb();
+    if let Some(items) = returning {
         return super::returning::project(session, &sel.table, sel.alias.clone(), items, returned, verb).await;
     }
     Ok(Output::Command { tag: format!("{verb} {count}"), parameter_status: None })
+}
+
+/// Run a kept row selection (an UPDATE or DELETE without RETURNING).
+pub async fn run_selection(session: &Session, sel: &Selection, bound: Bound) -> Result<Output> {
+    lock_target(session, sel).await;
+    let (count, _) = apply_bound(session, sel, bound).await?;
+    Ok(Output::Command { tag: format!("{} {count}", sel.verb()), parameter_status: None })
+}
+
+/// Autocommit: hold the table's write lock from before the snapshot to the
+/// commit, so concurrent updates of the same rows serialise and none is lost.
+async fn lock_target(session: &Session, sel: &Selection) {
+    let txn = session.txn();
+    if txn.lock().unwrap().status == TxnStatus::Idle {
+        session.engine().storage.lock_for_update(&sel.table, txn).await;
+    }
 }
 
 /// Run a row selection and record its deletes (and, for an update, the new
 /// row versions) in the transaction. Returns the rows affected and what
 /// RETURNING sees of them (new rows of an update, old rows of a delete).
 pub async fn apply(session: &Session, sel: &Selection, params: Option<ParamValues>) -> Result<(usize, Vec<RecordBatch>)> {
+    let bound = super::execute::bind(session, &sel.query, params).await?;
+    apply_bound(session, sel, bound).await
+}
+
+/// [`apply`] with the selection's plan bound already.
+async fn apply_bound(session: &Session, sel: &Selection, bound: Bound) -> Result<(usize, Vec<RecordBatch>)> {
     let storage = &session.engine().storage;
     let txn = session.txn();
-    let bound = super::execute::bind(session, &sel.query, params).await?;
     let batches = super::execute::collect_bound(session, bound).await?;
 
     let table = &sel.table;

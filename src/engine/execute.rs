@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::{
     ConflictTarget, Ident, Insert, OnConflict, OnConflictAction, OnInsert, Statement, TableObject,
 };
 
-use super::plan_cache::{KeptPlan, KeptSlot};
+use super::plan_cache::{KeptKind, KeptPlan, KeptSlot};
 use crate::error::{Result, TarnError, sqlstate};
 use crate::session::Session;
 use crate::sql::{Command, naming};
@@ -70,6 +70,12 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// A plan optimized ahead of its parameter values (kept by a prepared
+    /// statement), to run with `params`.
+    pub fn kept(plan: LogicalPlan, params: Option<ParamValues>) -> Bound {
+        Bound { plan, optimized: true, params }
+    }
+
     /// The plan with its parameter values substituted.
     fn into_plan(self) -> Result<LogicalPlan> {
         bind_values(self.plan, self.params)
@@ -181,13 +187,11 @@ pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Opti
     }
     // Read before planning: a catalog change meanwhile leaves the kept plan stale, not current.
     let under = session.kept_under();
-    let types = match &params {
-        Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
-        _ => vec![],
-    };
+    let types = param_types_of(&params);
     let bound = bind(session, &stmt, params).await?;
     if let Some(slot) = slot.filter(|_| bound.optimized) {
-        slot.keep(under, types, &bound.plan, postgres_column_names(&stmt, bound.plan.schema().as_arrow()));
+        let result = postgres_column_names(&stmt, bound.plan.schema().as_arrow());
+        slot.keep(under, types, &bound.plan, KeptKind::Query { result });
     }
     Ok(match run_plan(session, bound).await? {
         Output::Rows { schema, stream, tag } => Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag },
@@ -195,13 +199,24 @@ pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Opti
     })
 }
 
+/// The types of a statement's parameter values, as a kept plan records them.
+pub fn param_types_of(params: &Option<ParamValues>) -> Vec<DataType> {
+    match params {
+        Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
+        _ => vec![],
+    }
+}
+
 /// Run a prepared statement's kept plan ([`KeptSlot::current`]).
 pub async fn run_kept(session: &Session, kept: &KeptPlan, params: Option<ParamValues>) -> Result<Output> {
-    let bound = Bound { plan: kept.plan.clone(), optimized: true, params };
-    Ok(match run_plan(session, bound).await? {
-        Output::Rows { stream, tag, .. } => Output::Rows { schema: kept.result.clone(), stream, tag },
-        other => other,
-    })
+    let bound = Bound::kept(kept.plan.clone(), params);
+    match &kept.kind {
+        KeptKind::Query { result } => Ok(match run_plan(session, bound).await? {
+            Output::Rows { stream, tag, .. } => Output::Rows { schema: result.clone(), stream, tag },
+            other => other,
+        }),
+        KeptKind::RowSelection(sel) => super::dml::run_selection(session, sel, bound).await,
+    }
 }
 
 pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -> Result<Output> {
@@ -260,7 +275,7 @@ pub async fn run(session: &Session, cmd: Command, params: Option<ParamValues>) -
             session.engine().storage.rename_relation(&schema, &name, &to, if_exists).await?;
             Ok(Output::tag("ALTER TABLE"))
         }
-        Command::Update(stmt) | Command::Delete(stmt) => super::dml::run(session, &stmt, params).await,
+        Command::Update(stmt) | Command::Delete(stmt) => super::dml::run(session, &stmt, params, None).await,
         Command::Truncate { names } => super::dml::truncate(session, &names).await,
         Command::Vacuum { table } => {
             if session.transaction_status() != crate::storage::txn::TxnStatus::Idle {
@@ -325,7 +340,7 @@ fn name_omitted_insert_columns(session: &Session, stmt: &mut Statement) {
     let (TableObject::TableName(name), Some(source)) = (&ins.table, &ins.source) else { return };
     let SetExpr::Values(values) = source.body.as_ref() else { return };
     let Some(width) = values.rows.iter().map(|r| r.content.len()).max() else { return };
-    let Ok((schema, table_name)) = crate::sql::qualified_name(name) else { return };
+    let Ok((schema, table_name)) = session.qualified_name(name) else { return };
     let Some(table) = session.engine().storage.table(&schema, &table_name) else { return };
     if width >= table.def.columns.len() {
         return;
@@ -348,7 +363,7 @@ async fn insert(session: &Session, ins: &Insert, params: Option<ParamValues>) ->
     let TableObject::TableName(name) = &plain.table else {
         return Err(TarnError::not_supported("INSERT INTO a table function is not supported"));
     };
-    let (schema, table_name) = crate::sql::qualified_name(name)?;
+    let (schema, table_name) = session.qualified_name(name)?;
     let storage = &session.engine().storage;
     let table = storage.table(&schema, &table_name).ok_or_else(|| TarnError::undefined_table(&table_name))?;
     let mut do_update = None;
@@ -590,7 +605,7 @@ pub async fn describe(session: &Session, stmt: &Statement) -> Result<(Vec<Option
                         let TableObject::TableName(name) = &ins.table else {
                             return Err(TarnError::not_supported("INSERT INTO a table function is not supported"));
                         };
-                        let (schema_name, table_name) = crate::sql::qualified_name(name)?;
+                        let (schema_name, table_name) = session.qualified_name(name)?;
                         let table = session
                             .engine()
                             .storage

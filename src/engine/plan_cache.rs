@@ -145,8 +145,15 @@ pub struct KeptPlan {
     types: Vec<DataType>,
     /// Optimized, placeholders typed but not substituted (as in the cache).
     pub plan: LogicalPlan,
-    /// Its result columns, named as PostgreSQL names them.
-    pub result: SchemaRef,
+    pub kind: KeptKind,
+}
+
+/// What the kept plan is of.
+pub enum KeptKind {
+    /// A query or INSERT; its result columns named as PostgreSQL names them.
+    Query { result: SchemaRef },
+    /// The row selection of an UPDATE or DELETE (without RETURNING).
+    RowSelection(Arc<crate::engine::dml::Selection>),
 }
 
 impl KeptSlot {
@@ -166,9 +173,9 @@ impl KeptSlot {
 
     /// Keep `plan`, optimized for parameters of `types` (if it reads only
     /// Tarn tables, as every plan the cache optimizes does).
-    pub fn keep(&self, under: (u64, u64, u64), types: Vec<DataType>, plan: &LogicalPlan, result: SchemaRef) {
+    pub fn keep(&self, under: (u64, u64, u64), types: Vec<DataType>, plan: &LogicalPlan, kind: KeptKind) {
         let Some(tables) = reusable_tables(plan) else { return };
-        *self.0.lock().unwrap() = Some(Arc::new(KeptPlan { under, tables, types, plan: plan.clone(), result }));
+        *self.0.lock().unwrap() = Some(Arc::new(KeptPlan { under, tables, types, plan: plan.clone(), kind }));
     }
 }
 

@@ -240,6 +240,13 @@ impl Session {
         schema
     }
 
+    /// (schema, table) of a name in a statement being executed: an
+    /// unqualified name is in the current schema, as DataFusion resolves it
+    /// when it plans the same statement.
+    pub fn qualified_name(&self, name: &datafusion::sql::sqlparser::ast::ObjectName) -> Result<(String, String)> {
+        sql::qualified_name_in(name, &self.current_schema())
+    }
+
     /// Classify a statement with unqualified names in the current schema,
     /// and point DataFusion's name resolution at the same schema.
     pub fn classify(&self, stmt: Statement) -> Result<Command> {
@@ -293,6 +300,7 @@ impl Session {
         self.begin_statement()?;
         let result = match cmd {
             Command::Plan(stmt) => execute::run_query(self, stmt, params, slot).await,
+            Command::Update(stmt) | Command::Delete(stmt) => crate::engine::dml::run(self, &stmt, params, slot).await,
             cmd => execute::run(self, cmd, params).await,
         };
         if matches!(result, Ok(Output::CopyIn { .. })) {

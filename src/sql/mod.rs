@@ -337,15 +337,21 @@ fn set_command(set: datafusion::sql::sqlparser::ast::Set) -> Result<Command> {
 }
 
 /// (schema, table) of a possibly qualified name; unqualified means the
-/// session's current schema (see [`classify_in`]).
+/// session's current schema (see [`classify_in`]; only while classifying —
+/// at execution, use [`qualified_name_in`] with the session's schema).
 pub fn qualified_name(name: &ObjectName) -> Result<(String, String)> {
+    qualified_name_in(name, &DEFAULT_SCHEMA.with(|d| d.borrow().clone()))
+}
+
+/// (schema, table) of a possibly qualified name; unqualified means `schema`.
+pub fn qualified_name_in(name: &ObjectName, schema: &str) -> Result<(String, String)> {
     let parts: Vec<String> = name
         .0
         .iter()
         .map(|p| p.as_ident().map(|i| normalize_ident(i)).ok_or_else(|| TarnError::syntax(format!("invalid name {name}"))))
         .collect::<Result<_>>()?;
     match parts.as_slice() {
-        [t] => Ok((DEFAULT_SCHEMA.with(|d| d.borrow().clone()), t.clone())),
+        [t] => Ok((schema.to_string(), t.clone())),
         [s, t] => Ok((s.clone(), t.clone())),
         [_db, s, t] => Ok((s.clone(), t.clone())),
         _ => Err(TarnError::syntax(format!("improper qualified name (too many dotted names): {name}"))),

@@ -166,10 +166,18 @@ async fn prepared_statements_follow_ddl_between_executions() {
         let got: String = c.query_one(&lookup, &[&i]).await.unwrap().get(0);
         assert_eq!(got, format!("r{i}"));
     }
+    let update = c.prepare("UPDATE t SET v = v || '+' WHERE id = $1").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.execute(&update, &[&1i32]).await.unwrap(), 1);
+    }
+    assert_eq!(rows(&c, "SELECT v FROM t WHERE id = 1").await, vec![vec![s("r1+++")]]);
     // A new column with a DEFAULT: the kept INSERT plan is replanned and fills it.
     c.batch_execute("ALTER TABLE t ADD COLUMN w int DEFAULT 7").await.unwrap();
     c.execute(&insert, &[&8i32, &"r8"]).await.unwrap();
     assert_eq!(rows(&c, "SELECT w FROM t WHERE id = 8").await, vec![vec![s("7")]]);
+    // The kept UPDATE is made again for the new shape, and keeps the new column.
+    assert_eq!(c.execute(&update, &[&8i32]).await.unwrap(), 1);
+    assert_eq!(rows(&c, "SELECT v, w FROM t WHERE id = 8").await, vec![vec![s("r8+"), s("7")]]);
     // The table dropped and made again: the statements use the new one.
     c.batch_execute("DROP TABLE t; CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'fresh')").await.unwrap();
     let got: String = c.query_one(&lookup, &[&1i32]).await.unwrap().get(0);
@@ -196,6 +204,17 @@ async fn prepared_statements_follow_ddl_between_executions() {
     assert_eq!(got, "fresh");
     assert_eq!(rows(&c, "SELECT v FROM other.t WHERE id = 2").await, vec![vec![s("two in other")]]);
     assert_eq!(rows(&c, "SELECT v FROM public.t WHERE id = 2").await, vec![vec![s("two")]]);
+    // UPDATE and DELETE follow the search path too.
+    let delete = c.prepare("DELETE FROM t WHERE id = $1").await.unwrap();
+    assert_eq!(c.execute(&update, &[&1i32]).await.unwrap(), 1);
+    assert_eq!(c.execute(&delete, &[&2i32]).await.unwrap(), 1);
+    assert_eq!(c.execute(&delete, &[&2i32]).await.unwrap(), 0);
+    c.batch_execute("SET search_path = other").await.unwrap();
+    assert_eq!(c.execute(&update, &[&1i32]).await.unwrap(), 1);
+    assert_eq!(c.execute(&delete, &[&2i32]).await.unwrap(), 1);
+    c.batch_execute("RESET search_path").await.unwrap();
+    assert_eq!(rows(&c, "SELECT id, v FROM public.t ORDER BY id").await, vec![vec![s("1"), s("fresh+")]]);
+    assert_eq!(rows(&c, "SELECT id, v FROM other.t ORDER BY id").await, vec![vec![s("1"), s("other+")]]);
 }
 
 /// Plans answered by the key probe without physical planning
