@@ -86,11 +86,10 @@ impl Bound {
 /// parameters are of the types it was optimized for (and making one when
 /// it may be kept).
 pub async fn bind(session: &Session, stmt: &Statement, params: Option<ParamValues>) -> Result<Bound> {
-    let types: Vec<DataType> = match &params {
-        Some(ParamValues::List(values)) => values.iter().map(|v| v.value.data_type()).collect(),
-        Some(ParamValues::Map(_)) => return Ok(Bound { plan: bind_values(plan(session, stmt).await?, params)?, optimized: false, params: None }),
-        None => vec![],
-    };
+    if let Some(ParamValues::Map(_)) = &params {
+        return Ok(Bound { plan: bind_values(plan(session, stmt).await?, params)?, optimized: false, params: None });
+    }
+    let types = param_types_of(&params);
     let under = (crate::storage::catalog::generation(), session.config_generation());
     let storage = &session.engine().storage;
     let lookup = session.plan_cache().get_optimized(stmt, under, storage, &types);
