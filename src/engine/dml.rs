@@ -206,13 +206,12 @@ pub fn table_ref(name: &str, alias: Ident) -> TableWithJoins {
 /// are kept there for the next Execute ([`run_selection`]).
 pub async fn run(session: &Session, stmt: &Statement, params: Option<ParamValues>, slot: Option<&KeptSlot>) -> Result<Output> {
     // Read before the names are resolved: a catalog change meanwhile leaves what is kept stale.
-    let under = session.kept_under();
+    let keeping = slot.map(|slot| (slot, session.kept_under(), super::execute::param_types_of(&params)));
     let sel = selection(session, stmt)?;
     lock_target(session, &sel).await;
-    let types = super::execute::param_types_of(&params);
     let bound = super::execute::bind(session, &sel.query, params).await?;
     let returning = returning_items(stmt);
-    if let Some(slot) = slot.filter(|_| bound.optimized && returning.is_none()) {
+    if let Some((slot, under, types)) = keeping.filter(|_| bound.optimized && returning.is_none()) {
         slot.keep(under, types, &bound.plan, KeptKind::RowSelection(Arc::new(sel.clone())));
     }
     let (count, returned) = apply_bound(session, &sel, bound).await?;

@@ -185,10 +185,9 @@ pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Opti
         }
     }
     // Read before planning: a catalog change meanwhile leaves the kept plan stale, not current.
-    let under = session.kept_under();
-    let types = param_types_of(&params);
+    let keeping = slot.map(|slot| (slot, session.kept_under(), param_types_of(&params)));
     let bound = bind(session, &stmt, params).await?;
-    if let Some(slot) = slot.filter(|_| bound.optimized) {
+    if let Some((slot, under, types)) = keeping.filter(|_| bound.optimized) {
         let result = postgres_column_names(&stmt, bound.plan.schema().as_arrow());
         slot.keep(under, types, &bound.plan, KeptKind::Query { result });
     }
