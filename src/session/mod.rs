@@ -275,6 +275,7 @@ impl Session {
     pub async fn execute_prepared(&self, stmt: &Statement, slot: &KeptSlot, params: Option<ParamValues>) -> Result<Output> {
         match slot.current(self.kept_under(), &self.engine.storage, params.as_ref()) {
             Some(kept) => {
+                let _running = self.engine.storage.running();
                 self.begin_statement()?;
                 let result = execute::run_kept(self, &kept, params).await;
                 self.end_statement(result).await
@@ -290,6 +291,7 @@ impl Session {
     }
 
     async fn execute_keeping(&self, stmt: Statement, params: Option<ParamValues>, slot: Option<&KeptSlot>) -> Result<Output> {
+        let _running = self.engine.storage.running();
         let cmd = match self.classify(stmt) {
             Ok(cmd) => cmd,
             Err(e) => return Err(self.statement_failed(e)),

@@ -226,6 +226,12 @@ impl Storage {
     }
 
     /// What a statement starting now reads.
+    /// Count the calling session as running a statement while the guard
+    /// lives (see [`Wal::running`]).
+    pub fn running(&self) -> wal::Running<'_> {
+        self.wal.running()
+    }
+
     pub fn snapshot(&self) -> Arc<DbState> {
         self.current.read().unwrap().clone()
     }
