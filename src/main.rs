@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use tarn::server::{ServerConfig, serve};
 use tarn::storage::FlushPolicy;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tarn", version, about = "Tarn: a PostgreSQL-compatible analytical database (DataFusion over Lance)")]
 struct Cli {
