@@ -576,6 +576,8 @@ impl Table {
         };
         let appended = version.delta_rows;
         rows.extend(version.live_delta());
+        // The checkpoint is also what the table is read from until the next.
+        let rows = super::version::coalesce(rows)?;
         self.write_heap(&rows, self.flush_props(version.last_lsn))?;
         Ok((Folded::Heap(Arc::new(rows)), appended))
     }
@@ -634,7 +636,8 @@ impl Table {
     /// The Lance commit of [`Table::fold`]: its properties, the new dataset,
     /// the rows appended.
     async fn write_delta(&self, version: &TableVersion) -> Result<(HashMap<String, String>, Option<Dataset>, usize)> {
-        let rows = version.live_delta().iter().map(super::lance_types::to_lance).collect::<Result<Vec<_>>>()?;
+        let rows = super::version::coalesce(version.live_delta())?;
+        let rows = rows.iter().map(super::lance_types::to_lance).collect::<Result<Vec<_>>>()?;
         let appended: usize = rows.iter().map(|b| b.num_rows()).sum();
         let props = self.flush_props(version.last_lsn);
         let params = WriteParams { skip_auto_cleanup: true, ..Default::default() };
