@@ -17,6 +17,7 @@
 //! a torn tail (brief invariant 5); only the newest segment may have one.
 
 pub mod codec;
+mod segment;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -35,13 +36,6 @@ use crate::error::{Result, TarnError};
 /// Start a new segment once the current one is this large.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
-/// Space reserved ahead of the writes, a chunk at a time. An `fdatasync`
-/// after an append that grows the file must also journal the new size;
-/// one that lands in reserved space need not, which made a single-row
-/// commit's sync about a third faster here (PostgreSQL pre-allocates its
-/// WAL segments for the same reason). Reserved space reads as zeros, which
-/// recovery takes as the clean end of the log.
-const RESERVE_BYTES: u64 = 8 << 20;
 
 enum Request {
     Append {
@@ -424,11 +418,7 @@ impl Drop for Wal {
 
 struct Writer {
     dir: PathBuf,
-    file: File,
-    /// Bytes of whole records in the open segment: where the next write goes.
-    file_len: u64,
-    /// The open segment's length, reserved space included.
-    reserved: u64,
+    segment: segment::Segment,
     /// One past the last LSN written.
     next_lsn: u64,
     /// Closed segments: (first LSN, path), oldest first.
@@ -437,34 +427,22 @@ struct Writer {
     current_first: u64,
 }
 
-/// A segment file, written at explicit offsets (reserved space lies past
-/// the records, so appending at the file's end would skip it).
-fn open_segment(path: &Path) -> Result<File> {
-    OpenOptions::new().create(true).read(true).write(true).open(path).map_err(|e| TarnError::io("creating WAL segment", e))
-}
-
-/// Reserve `len` bytes of `file` from `offset` (`posix_fallocate`: std has
-/// no way to reserve space without writing it).
-fn allocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a plain syscall on an open descriptor this function borrows.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::from_raw_os_error(rc)) }
-}
-
 impl Writer {
     fn create(dir: PathBuf, next_lsn: u64, closed: Vec<(u64, PathBuf)>) -> Result<Writer> {
         let path = segment_path(&dir, next_lsn);
-        let file = open_segment(&path)?;
         // A segment of this name holds no record recovery kept (they would
         // have LSNs from `next_lsn` on), at most whole records of an earlier
         // run and reserved zeros: continue after the records.
-        let data = fs::read(&path).map_err(|e| TarnError::io("reading WAL segment", e))?;
-        let file_len = codec::scan(&data)?.valid_len as u64;
-        file.set_len(file_len).map_err(|e| TarnError::io("truncating WAL segment", e))?;
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+            Err(e) => return Err(TarnError::io("reading WAL segment", e)),
+        };
+        let records = codec::scan(&data)?.valid_len as u64;
+        let segment = segment::Segment::open(&path, records, &data)?;
         sync_dir(&dir)?;
         let closed = closed.into_iter().filter(|(first, _)| *first != next_lsn).collect();
-        Ok(Writer { dir, file, file_len, reserved: file_len, next_lsn, closed, current_first: next_lsn })
+        Ok(Writer { dir, segment, next_lsn, closed, current_first: next_lsn })
     }
 
     /// Write `group` (requests in LSN order) with one sync, then publish
@@ -482,7 +460,7 @@ impl Writer {
             }
         }
         let Some(&(last, _, _)) = waiting.last() else { return };
-        match self.write_durably(&buf) {
+        match self.segment.write_durably(&buf) {
             Ok(()) => {
                 self.next_lsn = last + 1;
                 shared.durable_lsn.store(last, Ordering::Release);
@@ -527,49 +505,9 @@ impl Writer {
                 shared.resolved.send_replace(submit.next_lsn - 1);
             }
         }
-        if self.file_len >= SEGMENT_BYTES {
+        if self.segment.len() >= SEGMENT_BYTES {
             if let Err(e) = self.rotate() {
                 warn!(error = %e, "WAL segment rotation failed; continuing in the current segment");
-            }
-        }
-    }
-
-    fn write_durably(&mut self, buf: &[u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.reserve(buf.len() as u64);
-        let res = self.file.write_all_at(buf, self.file_len).and_then(|_| self.file.sync_data());
-        match res {
-            Ok(()) => {
-                self.file_len += buf.len() as u64;
-                self.reserved = self.reserved.max(self.file_len);
-                Ok(())
-            }
-            Err(e) => {
-                // Cut off whatever part of the group reached the file, so a
-                // later group does not follow garbage (recovery would stop
-                // there). The failed group was never acknowledged.
-                let _ = self.file.set_len(self.file_len);
-                let _ = self.file.sync_data();
-                self.reserved = self.file_len;
-                Err(TarnError::io("writing WAL", e))
-            }
-        }
-    }
-
-    /// Make sure `len` more bytes land in reserved space, reserving another
-    /// chunk if not. Best effort: without it (a full disk, a file system
-    /// that cannot reserve) writes grow the file, which is only slower.
-    fn reserve(&mut self, len: u64) {
-        if self.file_len + len <= self.reserved {
-            return;
-        }
-        let chunk = RESERVE_BYTES.max(len);
-        match allocate(&self.file, self.reserved, chunk).and_then(|_| self.file.sync_all()) {
-            Ok(()) => self.reserved += chunk,
-            Err(e) => {
-                debug!(error = %e, "could not reserve WAL space; appending instead");
-                // A partial reservation leaves zeros past `reserved`, which
-                // read as the log's clean end.
             }
         }
     }
@@ -578,12 +516,9 @@ impl Writer {
     /// cut to its records. Returns the old segment's first LSN.
     fn start_segment(&mut self) -> Result<u64> {
         let path = segment_path(&self.dir, self.next_lsn);
-        let file = open_segment(&path)?;
+        let segment = segment::Segment::open(&path, 0, &[])?;
         sync_dir(&self.dir)?;
-        let _ = self.file.set_len(self.file_len);
-        self.file = file;
-        self.file_len = 0;
-        self.reserved = 0;
+        std::mem::replace(&mut self.segment, segment).cut();
         Ok(std::mem::replace(&mut self.current_first, self.next_lsn))
     }
 
@@ -609,7 +544,7 @@ impl Writer {
         }
         // The open segment can be emptied when everything in it is durable
         // elsewhere and nothing has been appended since.
-        if self.file_len > 0 && self.next_lsn.saturating_sub(1) <= upto {
+        if self.segment.len() > 0 && self.next_lsn.saturating_sub(1) <= upto {
             match self.start_segment() {
                 Ok(old_first) => {
                     if fs::remove_file(segment_path(&self.dir, old_first)).is_ok() {
