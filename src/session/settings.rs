@@ -145,7 +145,12 @@ impl Settings {
     /// `statement_timeout`, if set: a statement running longer is stopped
     /// with 57014.
     pub fn statement_timeout(&self) -> Option<std::time::Duration> {
-        let ms = parse_millis(&self.values["statement_timeout"].1)?;
+        let value = &self.values["statement_timeout"].1;
+        if value == "0" {
+            // The default, asked at every statement: skip the parse.
+            return None;
+        }
+        let ms = parse_millis(value)?;
         (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 

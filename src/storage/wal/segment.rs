@@ -42,6 +42,10 @@ pub struct Segment {
     tail: Vec<u8>,
     /// The end of the reserved space.
     reserved: u64,
+    /// Reused for direct writes (a fresh zeroed buffer per write showed as
+    /// 6% of an 8-client INSERT profile, though reusing it moved no measured
+    /// rate): its [`BLOCK`]-aligned part holds the blocks being written.
+    scratch: Vec<u8>,
 }
 
 /// A zeroed buffer of `len` bytes whose start is [`BLOCK`]-aligned, as
@@ -81,7 +85,7 @@ impl Segment {
         };
         let tail_start = len as usize / BLOCK * BLOCK;
         let tail = data.get(tail_start..len as usize).unwrap_or_default().to_vec();
-        Ok(Segment { file, direct, len, tail, reserved: len })
+        Ok(Segment { file, direct, len, tail, reserved: len, scratch: vec![] })
     }
 
     /// Bytes of whole records in the segment.
@@ -135,14 +139,18 @@ impl Segment {
 
     /// The tail block's records, then `buf`, then zeros to a block boundary,
     /// from the tail block's start: durable on return (`O_DSYNC`).
-    fn write_direct(&self, buf: &[u8]) -> std::io::Result<()> {
+    fn write_direct(&mut self, buf: &[u8]) -> std::io::Result<()> {
         let direct = self.direct.as_ref().expect("only with a direct handle");
         let used = self.tail.len() + buf.len();
         let padded = used.div_ceil(BLOCK) * BLOCK;
-        let (mut blocks, start) = aligned_zeros(padded);
-        let blocks = &mut blocks[start..start + padded];
+        if self.scratch.len() < padded + BLOCK {
+            self.scratch = vec![0; (padded + BLOCK).next_power_of_two()];
+        }
+        let start = self.scratch.as_ptr().align_offset(BLOCK);
+        let blocks = &mut self.scratch[start..start + padded];
         blocks[..self.tail.len()].copy_from_slice(&self.tail);
         blocks[self.tail.len()..used].copy_from_slice(buf);
+        blocks[used..].fill(0);
         direct.write_all_at(blocks, self.len - self.tail.len() as u64)
     }
 
