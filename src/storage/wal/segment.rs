@@ -11,6 +11,11 @@
 //! single-record commit, against 139–161 µs for a buffered write and
 //! `fdatasync` (`bench/fsync_probe.py` measures both). Where `O_DIRECT` is refused (tmpfs),
 //! writes are buffered and synced, with `posix_fallocate`d space ahead.
+//!
+//! Writing the tail block again puts acknowledged records at no new risk:
+//! the bytes it rewrites are the ones already there, so a write torn at a
+//! sector boundary leaves each sector old or new and both agree on them —
+//! the same as the page cache's writeback of a partly filled page.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
