@@ -105,7 +105,7 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
         cast(array, &target)?
     };
     let a = canonical.as_ref();
-    let mut col = EncodedColumn::with_capacity(a.len(), 8);
+    let mut col = EncodedColumn::with_capacity(a.len(), cell_bytes_estimate(ty, format, a));
     match (ty, format) {
         (PgType::Bool, _) => {
             let arr: &BooleanArray = a.as_boolean();
@@ -289,6 +289,21 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
     Ok(col)
 }
 
+/// About how many bytes a cell of `a` takes, so a column's buffer is
+/// allocated once rather than grown by doubling (each growth a copy of all
+/// the cells so far, and fresh pages for the kernel to clear).
+fn cell_bytes_estimate(ty: &PgType, format: Format, a: &dyn Array) -> usize {
+    let rows = a.len().max(1);
+    match (ty, format, a.data_type()) {
+        (_, _, DataType::Utf8) => a.as_string::<i32>().value_data().len() / rows + 1,
+        (_, _, DataType::Binary) if format == Format::Text => 2 + 2 * a.as_binary::<i32>().value_data().len() / rows,
+        (PgType::Timestamp | PgType::Timestamptz, Format::Text, _) => 26,
+        (PgType::Float8 | PgType::Int8, Format::Text, _) => 16,
+        (PgType::Date | PgType::Time, Format::Text, _) => 12,
+        _ => 8,
+    }
+}
+
 fn is_utf8(dt: &DataType) -> bool {
     matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
@@ -327,19 +342,20 @@ fn write_year_month_day(out: &mut Vec<u8>, date: NaiveDate) -> bool {
 /// text is built digit by digit: `write!` costs several times as much per
 /// cell, and a result stream formats millions of them.
 fn push_padded(out: &mut Vec<u8>, v: u32, width: usize) {
-    let mut digits = [0u8; 10];
+    // Right to left into a fixed buffer, then one copy: `extend` of an
+    // iterator pushed byte by byte, a twentieth of a timestamp column.
+    let mut digits = [b'0'; 10];
     let mut n = 0;
     let mut rest = v;
     loop {
-        digits[n] = b'0' + (rest % 10) as u8;
+        digits[9 - n] = b'0' + (rest % 10) as u8;
         n += 1;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    out.extend(std::iter::repeat_n(b'0', width.saturating_sub(n)));
-    out.extend(digits[..n].iter().rev());
+    out.extend_from_slice(&digits[10 - n.max(width.min(10))..]);
 }
 
 /// `hh:mm:ss` and, if not whole, `.` and the microseconds without trailing zeros.
