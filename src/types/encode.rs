@@ -294,9 +294,16 @@ pub fn encode_column(array: &ArrayRef, ty: &PgType, format: Format, opts: &Encod
 /// the cells so far, and fresh pages for the kernel to clear).
 fn cell_bytes_estimate(ty: &PgType, format: Format, a: &dyn Array) -> usize {
     let rows = a.len().max(1);
+    // The bytes between the first and last offset: a slice's own values,
+    // not the whole buffer it was sliced from (a lookup's one row of a
+    // cached fragment).
+    let span = |offsets: &[i32]| match (offsets.first(), offsets.last()) {
+        (Some(first), Some(last)) => (last - first) as usize,
+        _ => 0,
+    };
     match (ty, format, a.data_type()) {
-        (_, _, DataType::Utf8) => a.as_string::<i32>().value_data().len() / rows + 1,
-        (_, _, DataType::Binary) if format == Format::Text => 2 + 2 * a.as_binary::<i32>().value_data().len() / rows,
+        (_, _, DataType::Utf8) => span(a.as_string::<i32>().value_offsets()) / rows + 1,
+        (_, _, DataType::Binary) if format == Format::Text => 2 + 2 * span(a.as_binary::<i32>().value_offsets()) / rows,
         (PgType::Timestamp | PgType::Timestamptz, Format::Text, _) => 26,
         (PgType::Float8 | PgType::Int8, Format::Text, _) => 16,
         (PgType::Date | PgType::Time, Format::Text, _) => 12,
@@ -485,6 +492,17 @@ mod tests {
 
     fn s(v: &str) -> Option<String> {
         Some(v.to_string())
+    }
+
+    #[test]
+    fn a_slice_is_sized_by_its_own_values_not_its_buffer() {
+        let big: Vec<String> = (0..10_000).map(|i| format!("value number {i}")).collect();
+        let whole = StringArray::from(big);
+        let one = whole.slice(5_000, 1);
+        assert_eq!(cell_bytes_estimate(&PgType::Text, Format::Text, &one), "value number 5000".len() + 1);
+        let col = encode_column(&(Arc::new(one) as ArrayRef), &PgType::Text, Format::Text, &EncodeOptions::default()).unwrap();
+        assert!(col.buf.capacity() < 64, "one short cell, {} bytes allocated", col.buf.capacity());
+        assert_eq!(&col.cell(0)[4..], b"value number 5000");
     }
 
     #[test]
