@@ -128,6 +128,10 @@ pub fn row_stream(
     RowStream { source: Source::Inline { batches, encoder: Encoder { columns, opts }, pulled: 0 }, rows: Vec::new().into_iter() }
 }
 
+/// Batches pulled on the connection's task: two, so a one-batch result
+/// learns its end there and never spawns.
+const INLINE_BATCHES: usize = 2;
+
 /// How many encoded batches the producer task may hold for the socket.
 const BATCHES_AHEAD: usize = 2;
 
@@ -138,20 +142,26 @@ const BATCHES_AHEAD: usize = 2;
 /// milliseconds a batch takes to scan and encode, so the socket went unwritten
 /// while the producer ran. DataFusion's guidance is the same: CPU-bound plan
 /// work on a runtime of its own, network I/O on another. Built on first use,
-/// never dropped (a runtime may not be dropped from async code).
-fn producer_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .thread_name("tarn-rows")
-            .enable_all()
-            .build()
-            .expect("building the result producers' runtime")
-    })
+/// never dropped (a runtime may not be dropped from async code). `None` if
+/// its threads could not be started: producers then run on the caller's
+/// runtime, slower but never a panic.
+fn producer_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .thread_name("tarn-rows")
+                .enable_all()
+                .build()
+                .inspect_err(|e| tracing::warn!(error = %e, "no runtime for result producers; they share the connections' runtime"))
+                .ok()
+        })
+        .as_ref()
 }
 
-/// A producer task, aborted when its stream is dropped.
+/// A producer task, aborted when its stream is dropped (DataFusion's
+/// `SpawnedTask` does the same but spawns only on the current runtime).
 struct Producer(tokio::task::JoinHandle<()>);
 
 impl Drop for Producer {
@@ -187,7 +197,7 @@ impl RowStream {
     /// Hand the rest of `batches` to a producer task.
     fn go_ahead(batches: SendableRecordBatchStream, encoder: Encoder) -> Source {
         let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
-        let producer = Producer(producer_runtime().spawn(async move {
+        let produce = async move {
             let mut batches = batches;
             while let Some(batch) = batches.next().await {
                 let encoded = encoder.encode(batch);
@@ -196,7 +206,11 @@ impl RowStream {
                     return;
                 }
             }
-        }));
+        };
+        let producer = Producer(match producer_runtime() {
+            Some(runtime) => runtime.spawn(produce),
+            None => tokio::spawn(produce),
+        });
         Source::Ahead { rows: rx, producer }
     }
 
@@ -204,7 +218,7 @@ impl RowStream {
     fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<DataRow>>>> {
         loop {
             match &mut self.source {
-                Source::Inline { batches, encoder, pulled } if *pulled < 2 => {
+                Source::Inline { batches, encoder, pulled } if *pulled < INLINE_BATCHES => {
                     return match ready!(batches.poll_next_unpin(cx)) {
                         Some(batch) => {
                             *pulled += 1;
