@@ -159,8 +159,11 @@ impl Storage {
             for c in changes {
                 // Records of dropped tables are simply not replayed.
                 let Some((t, version)) = by_id.get_mut(&c.table_id) else { continue };
-                t.saw_inserts(&c.inserts);
+                // A flushed record's counters are in the flush's properties,
+                // and it may predate an ALTER (another column layout): only
+                // the records replayed can raise the counters.
                 if rec.lsn > version.flushed_lsn {
+                    t.saw_inserts(&c.inserts);
                     replayed += c.inserts.iter().map(|b| b.num_rows()).sum::<usize>() + c.deletes.len();
                     version.apply(rec.lsn, c.truncate, &c.deletes, c.inserts);
                 }
