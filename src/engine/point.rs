@@ -12,8 +12,9 @@
 //!   VALUES rows and the projection onto the table's columns are evaluated
 //!   and handed to the table's insert, as its DataFusion sink would be.
 //!
-//! Expressions are the plan's own, made physical and evaluated on the few
-//! rows, with the statement's parameter values put in their placeholders
+//! Expressions are the plan's own, evaluated on the few rows: a column, a
+//! constant or a parameter is taken as it is, anything else is made
+//! physical with the statement's parameter values put in its placeholders
 //! here — binding them into the whole plan (every node's schema
 //! recomputed) and planning execution nodes (their equivalence properties
 //! and statistics, the optimizer gate) cost more than the row itself.
