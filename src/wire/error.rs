@@ -15,3 +15,27 @@ pub fn error_info(e: TarnError) -> ErrorInfo {
 pub fn to_pgwire(e: TarnError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(e)))
 }
+
+/// PostgreSQL's error for a Bind or Describe naming a prepared statement
+/// that does not exist (pgwire's own names no statement the way psql shows).
+pub fn statement_not_found(name: &str) -> PgWireError {
+    let message = match name {
+        "" => "unnamed prepared statement does not exist".to_string(),
+        name => format!("prepared statement \"{name}\" does not exist"),
+    };
+    to_pgwire(TarnError::new(crate::error::sqlstate::INVALID_SQL_STATEMENT_NAME, message))
+}
+
+/// PostgreSQL's error for an Execute or Describe naming a portal that does
+/// not exist: 34000, where pgwire's own says 26000.
+pub fn portal_not_found(name: &str) -> PgWireError {
+    to_pgwire(TarnError::new(crate::error::sqlstate::INVALID_CURSOR_NAME, format!("portal \"{name}\" does not exist")))
+}
+
+/// PostgreSQL's error for a Bind whose parameter count is not the statement's.
+pub fn parameter_count_mismatch(supplied: usize, statement: &str, required: usize) -> TarnError {
+    TarnError::new(
+        crate::error::sqlstate::PROTOCOL_VIOLATION,
+        format!("bind message supplies {supplied} parameters, but prepared statement \"{statement}\" requires {required}"),
+    )
+}

@@ -48,7 +48,7 @@ use super::rows::{describe_columns, result_formats, row_stream};
 use crate::engine::Engine;
 use crate::engine::execute::{Output, describe};
 use crate::engine::plan_cache::KeptSlot;
-use crate::error::{Result, TarnError, sqlstate};
+use crate::error::{Result, TarnError};
 use crate::session::Session;
 use crate::storage::txn::TxnStatus;
 use crate::types::PgType;
@@ -333,10 +333,7 @@ fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
     let prepared = &portal.statement.statement;
     let n = prepared.param_types.len();
     if portal.parameters.len() != n {
-        return Err(TarnError::new(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!("bind message supplies {} parameters, but prepared statement requires {n}", portal.parameters.len()),
-        ));
+        return Err(super::error::parameter_count_mismatch(portal.parameters.len(), &portal.statement.id, n));
     }
     let formats = result_formats(&portal.parameter_format, n)?;
     (0..n)
@@ -398,22 +395,21 @@ impl ExtendedQueryHandler for QueryHandler {
         let portal_name = message.portal_name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
         match client.portal_store().get_statement(statement_name) {
             Some(pgwire::api::store::Entry::Value(statement)) => {
+                // Refused here, as PostgreSQL does, not at Execute.
+                let required = statement.statement.param_types.len();
+                if message.parameters.len() != required {
+                    return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, required)));
+                }
                 let portal = Portal::try_new(&message, statement)?;
                 client.portal_store().put_portal(Arc::new(portal));
             }
             Some(pgwire::api::store::Entry::Empty) => {
                 if !message.parameters.is_empty() {
-                    return Err(to_pgwire(TarnError::new(
-                        sqlstate::PROTOCOL_VIOLATION,
-                        format!(
-                            "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
-                            message.parameters.len()
-                        ),
-                    )));
+                    return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, 0)));
                 }
                 client.portal_store().put_empty_portal(portal_name);
             }
-            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+            None => return Err(super::error::statement_not_found(statement_name)),
         }
         client.feed(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
         Ok(())
@@ -476,7 +472,7 @@ impl ExtendedQueryHandler for QueryHandler {
                     feed_describe_response(client, &response).await
                 }
                 Some(pgwire::api::store::Entry::Empty) => feed_describe_response(client, &DescribeStatementResponse::no_data()).await,
-                None => Err(PgWireError::StatementNotFound(name.to_owned())),
+                None => Err(super::error::statement_not_found(name)),
             },
             TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
                 Some(pgwire::api::store::Entry::Value(portal)) => {
@@ -491,7 +487,7 @@ impl ExtendedQueryHandler for QueryHandler {
                             let (fields, _) = describe_columns(&schema, &vec![Format::Text; schema.fields().len()]);
                             feed_describe_response(client, &DescribePortalResponse::new(fields)).await
                         }
-                        _ => Err(PgWireError::PortalNotFound(name.to_owned())),
+                        _ => Err(super::error::portal_not_found(name)),
                     }
                 }
             },
@@ -514,7 +510,8 @@ impl ExtendedQueryHandler for QueryHandler {
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
         let portal = match client.portal_store().get_portal(name) {
             Some(pgwire::api::store::Entry::Value(portal)) => Some(portal),
-            _ => None,
+            Some(pgwire::api::store::Entry::Empty) => None,
+            None => return Err(super::error::portal_not_found(name)),
         };
         let Some(portal) = portal.filter(|_| message.max_rows == 0) else {
             return self._on_execute(client, message).await;

@@ -117,6 +117,32 @@ impl ExtendedClient {
         })
     }
 
+    /// Send `messages` (frontend messages the caller encoded, ending in
+    /// Sync) and name every reply up to ReadyForQuery: `ParseComplete`,
+    /// `BindComplete`, `DataRow`, `CommandComplete`, `Error 26000: …`, ….
+    pub async fn round_trip(&mut self, messages: &[u8]) -> std::io::Result<Vec<String>> {
+        self.stream.write_all(messages).await?;
+        let mut replies = vec![];
+        loop {
+            let reply = match self.next_message().await? {
+                backend::Message::ReadyForQuery(_) => return Ok(replies),
+                backend::Message::ParseComplete => "ParseComplete".to_string(),
+                backend::Message::BindComplete => "BindComplete".to_string(),
+                backend::Message::DataRow(_) => "DataRow".to_string(),
+                backend::Message::CommandComplete(_) => "CommandComplete".to_string(),
+                backend::Message::RowDescription(_) => "RowDescription".to_string(),
+                backend::Message::ParameterDescription(_) => "ParameterDescription".to_string(),
+                backend::Message::NoData => "NoData".to_string(),
+                backend::Message::ErrorResponse(e) => {
+                    let e = server_error(&e);
+                    format!("Error {}: {}", e.code, e.message)
+                }
+                _ => "other".to_string(),
+            };
+            replies.push(reply);
+        }
+    }
+
     async fn next_message(&mut self) -> std::io::Result<backend::Message> {
         loop {
             if let Some(message) = backend::Message::parse(&mut self.read)? {

@@ -351,3 +351,91 @@ async fn cancel_stops_a_result_stream_of_the_extended_protocol() {
     assert!(took < std::time::Duration::from_secs(2), "cancel took {took:?}");
     assert_eq!(rows(&c, "SELECT 1").await, vec![vec![s("1")]]);
 }
+
+/// Malformed extended-protocol requests get PostgreSQL's ErrorResponse —
+/// code, wording and the message it comes at — and the connection goes on.
+#[tokio::test]
+async fn protocol_errors_are_postgres_errors_and_the_connection_goes_on() {
+    use bytes::BytesMut;
+    use postgres_protocol::message::frontend;
+    let (_dir, server, _c) = fresh().await;
+    let mut client = crate::extended_client::ExtendedClient::connect(server.addr, "tarn", "tarn").await.unwrap();
+    let bind = |statement: &str, params: &[&[u8]], binary: bool, buf: &mut BytesMut| {
+        let formats: Vec<i16> = if binary { vec![1] } else { vec![] };
+        frontend::bind(
+            "",
+            statement,
+            formats,
+            params.iter().map(|p| Some(*p)),
+            |p: Option<&[u8]>, buf: &mut BytesMut| -> Result<postgres_protocol::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                buf.extend_from_slice(p.unwrap());
+                Ok(postgres_protocol::IsNull::No)
+            },
+            [0i16],
+            buf,
+        )
+        .map_err(|_| "bind encoding")
+        .unwrap();
+    };
+    let run = |build: &dyn Fn(&mut BytesMut)| {
+        let mut buf = BytesMut::new();
+        build(&mut buf);
+        frontend::sync(&mut buf);
+        buf
+    };
+    let cases: Vec<(BytesMut, Vec<&str>)> = vec![
+        (
+            run(&|b| {
+                bind("nope", &[], false, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["Error 26000: prepared statement \"nope\" does not exist"],
+        ),
+        (
+            run(&|b| {
+                frontend::parse("s1", "SELECT $1::int + 1", [23u32], b).unwrap();
+                bind("s1", &[], false, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["ParseComplete", "Error 08P01: bind message supplies 0 parameters, but prepared statement \"s1\" requires 1"],
+        ),
+        (
+            run(&|b| {
+                bind("s1", &[b"1".as_slice(), b"2".as_slice()], false, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["Error 08P01: bind message supplies 2 parameters, but prepared statement \"s1\" requires 1"],
+        ),
+        (
+            run(&|b| frontend::execute("nop", 0, b).unwrap()),
+            vec!["Error 34000: portal \"nop\" does not exist"],
+        ),
+        (run(&|b| frontend::describe(b'S', "zzz", b).unwrap()), vec!["Error 26000: prepared statement \"zzz\" does not exist"]),
+        (run(&|b| frontend::describe(b'P', "zzz", b).unwrap()), vec!["Error 34000: portal \"zzz\" does not exist"]),
+        // Three bytes for an int4: 08P01, as PostgreSQL says; Tarn decodes
+        // parameters at Execute, so it comes after BindComplete (PostgreSQL
+        // refuses the Bind itself).
+        (
+            run(&|b| {
+                bind("s1", &[[0u8, 1, 2].as_slice()], true, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["BindComplete", "Error 08P01"],
+        ),
+        // The statement still works after all of that.
+        (
+            run(&|b| {
+                bind("s1", &[b"41".as_slice()], false, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["BindComplete", "DataRow", "CommandComplete"],
+        ),
+    ];
+    for (messages, expected) in cases {
+        let replies = client.round_trip(&messages).await.unwrap();
+        assert_eq!(replies.len(), expected.len(), "{replies:?}");
+        for (reply, expected) in replies.iter().zip(&expected) {
+            assert!(reply.starts_with(expected), "{replies:?} vs {expected:?}");
+        }
+    }
+}
