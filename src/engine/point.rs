@@ -184,9 +184,8 @@ fn evaluate_one(expr: &Expr, input: &DFSchema, rows: &RecordBatch, params: Optio
         Expr::Alias(alias) => evaluate_one(&alias.expr, input, rows, params),
         Expr::Column(c) => Ok(rows.column(input.index_of_column(c)?).clone()),
         Expr::Literal(value, _) => Ok(value.to_array_of_size(n)?),
-        Expr::Placeholder(Placeholder { id, .. }) if params.is_some() => {
-            let value = params.expect("checked").get_placeholders_with_values(id)?;
-            Ok(value.value.to_array_of_size(n)?)
+        Expr::Placeholder(Placeholder { id, .. }) if let Some(params) = params => {
+            Ok(params.get_placeholders_with_values(id)?.value.to_array_of_size(n)?)
         }
         _ => {
             let props = ExecutionProps::new();

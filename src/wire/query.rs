@@ -393,23 +393,24 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         let statement_name = message.statement_name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
         let portal_name = message.portal_name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
-        match client.portal_store().get_statement(statement_name) {
-            Some(pgwire::api::store::Entry::Value(statement)) => {
-                // Refused here, as PostgreSQL does, not at Execute.
-                let required = statement.statement.param_types.len();
-                if message.parameters.len() != required {
-                    return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, required)));
-                }
+        use pgwire::api::store::Entry;
+        let Some(statement) = client.portal_store().get_statement(statement_name) else {
+            return Err(super::error::statement_not_found(statement_name));
+        };
+        // Refused here, as PostgreSQL does, not at Execute.
+        let required = match &statement {
+            Entry::Value(statement) => statement.statement.param_types.len(),
+            Entry::Empty => 0,
+        };
+        if message.parameters.len() != required {
+            return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, required)));
+        }
+        match statement {
+            Entry::Value(statement) => {
                 let portal = Portal::try_new(&message, statement)?;
                 client.portal_store().put_portal(Arc::new(portal));
             }
-            Some(pgwire::api::store::Entry::Empty) => {
-                if !message.parameters.is_empty() {
-                    return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, 0)));
-                }
-                client.portal_store().put_empty_portal(portal_name);
-            }
-            None => return Err(super::error::statement_not_found(statement_name)),
+            Entry::Empty => client.portal_store().put_empty_portal(portal_name),
         }
         client.feed(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
         Ok(())
