@@ -13,6 +13,7 @@ pub mod sqlstate {
     pub const SUCCESSFUL_COMPLETION: &str = "00000";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const DIVISION_BY_ZERO: &str = "22012";

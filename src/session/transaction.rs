@@ -144,6 +144,17 @@ impl Session {
         }
     }
 
+    /// The extended protocol's check in a failed block: PostgreSQL refuses
+    /// Parse and Bind of any statement but one that ends the block, and a
+    /// Describe of anything that returns rows, with 25P02 before any of the
+    /// message's work (so a bad parameter in a failed block is 25P02 too).
+    pub fn refuse_in_failed_block(&self) -> Result<()> {
+        match self.transaction_status() {
+            TxnStatus::Failed => Err(aborted()),
+            _ => Ok(()),
+        }
+    }
+
     /// Note a statement's failure: inside a block, the block fails.
     pub(super) fn statement_failed(&self, e: TarnError) -> TarnError {
         let mut t = self.txn.lock().unwrap();
@@ -155,7 +166,7 @@ impl Session {
 
     pub(super) async fn transaction_command(&self, cmd: TxnCommand) -> Result<Output> {
         let status = self.transaction_status();
-        if status == TxnStatus::Failed && !matches!(cmd, TxnCommand::Commit | TxnCommand::Rollback | TxnCommand::RollbackTo(_)) {
+        if status == TxnStatus::Failed && !cmd.ends_block() {
             return Err(aborted());
         }
         match cmd {

@@ -82,6 +82,20 @@ pub enum TxnCommand {
     SetIsolation(Isolation),
 }
 
+impl TxnCommand {
+    /// Whether it ends the block, and so may run in a failed one
+    /// (PostgreSQL's `IsTransactionExitStmt`).
+    pub fn ends_block(&self) -> bool {
+        matches!(self, TxnCommand::Commit | TxnCommand::Rollback | TxnCommand::RollbackTo(_))
+    }
+}
+
+/// [`TxnCommand::ends_block`] for a statement not yet classified: COMMIT
+/// (END), ROLLBACK (ABORT) and ROLLBACK TO SAVEPOINT.
+pub fn ends_block(stmt: &Statement) -> bool {
+    matches!(stmt, Statement::Commit { .. } | Statement::Rollback { .. })
+}
+
 fn isolation_of(modes: &[TransactionMode]) -> Option<Isolation> {
     modes.iter().find_map(|m| match m {
         // PostgreSQL runs READ UNCOMMITTED as READ COMMITTED; Tarn runs

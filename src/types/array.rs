@@ -170,7 +170,7 @@ pub fn parse_text(text: &str) -> Result<Vec<Option<String>>> {
 fn take<'a>(bytes: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8]> {
     let v = bytes
         .get(*at..at.saturating_add(n))
-        .ok_or_else(|| TarnError::new(sqlstate::PROTOCOL_VIOLATION, "incorrect binary data format in array: truncated"))?;
+        .ok_or_else(|| TarnError::new(sqlstate::PROTOCOL_VIOLATION, "insufficient data left in message"))?;
     *at += n;
     Ok(v)
 }
@@ -182,7 +182,9 @@ fn take_i32(bytes: &[u8], at: &mut usize) -> Result<i32> {
 
 /// `array_recv` for one dimension: the element OID and each element's bytes.
 pub fn parse_binary(bytes: &[u8]) -> Result<(u32, Vec<Option<&[u8]>>)> {
-    let bad = |why: &str| TarnError::new(sqlstate::PROTOCOL_VIOLATION, format!("incorrect binary data format in array: {why}"));
+    let bad = |why: &str| {
+        TarnError::new(sqlstate::INVALID_BINARY_REPRESENTATION, "incorrect binary data format").with_detail(format!("A binary array: {why}."))
+    };
     let mut at = 0usize;
     let ndim = take_i32(bytes, &mut at)?;
     let _has_null = take_i32(bytes, &mut at)?;

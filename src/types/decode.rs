@@ -43,22 +43,48 @@ pub fn pg_type_for_oid(ty: &Type) -> Option<PgType> {
     })
 }
 
+/// PostgreSQL's error for a binary value its type's receive function does
+/// not take (22P03). Bind names the parameter in the message
+/// ([`in_bind_parameter`]); what is wrong goes in the detail.
 fn bad_binary(ty: &Type, why: &str) -> TarnError {
-    TarnError::new(
-        sqlstate::PROTOCOL_VIOLATION,
-        format!("incorrect binary data format in bind parameter of type {}: {why}", ty.name()),
-    )
+    TarnError::new(sqlstate::INVALID_BINARY_REPRESENTATION, "incorrect binary data format")
+        .with_detail(format!("A binary {} value: {why}.", ty.name()))
 }
 
+/// A fixed-size binary value. Too few bytes is PostgreSQL's "insufficient
+/// data left in message" (08P01: the receive function read past the end);
+/// too many is 22P03 (it left bytes unread).
 fn fixed<const N: usize>(bytes: &[u8], ty: &Type) -> Result<[u8; N]> {
-    bytes.try_into().map_err(|_| bad_binary(ty, &format!("expected {N} bytes, got {}", bytes.len())))
+    bytes.try_into().map_err(|_| {
+        if bytes.len() < N {
+            TarnError::new(sqlstate::PROTOCOL_VIOLATION, "insufficient data left in message")
+        } else {
+            bad_binary(ty, &format!("expected {N} bytes, got {}", bytes.len()))
+        }
+    })
+}
+
+/// A parameter's decoding error as Bind reports it: PostgreSQL names the
+/// parameter (1-based) when a binary value has the wrong form.
+pub fn in_bind_parameter(e: TarnError, index: usize) -> TarnError {
+    if e.code == sqlstate::INVALID_BINARY_REPRESENTATION {
+        TarnError { message: format!("incorrect binary data format in bind parameter {}", index + 1), ..e }
+    } else {
+        e
+    }
+}
+
+/// The Tarn type a parameter of wire type `ty` decodes as, or 0A000 for a
+/// PostgreSQL type Tarn does not have.
+pub fn param_type(ty: &Type) -> Result<PgType> {
+    pg_type_for_oid(ty).ok_or_else(|| {
+        TarnError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("parameters of type {} (OID {}) are not supported yet", ty.name(), ty.oid()))
+    })
 }
 
 /// Decode one Bind parameter of wire type `ty` into a scalar.
 pub fn decode_param(bytes: Option<&[u8]>, ty: &Type, format: Format) -> Result<ScalarValue> {
-    let pg = pg_type_for_oid(ty).ok_or_else(|| {
-        TarnError::new(sqlstate::FEATURE_NOT_SUPPORTED, format!("parameters of type {} (OID {}) are not supported yet", ty.name(), ty.oid()))
-    })?;
+    let pg = param_type(ty)?;
     let Some(bytes) = bytes else {
         return Ok(ScalarValue::try_from(&pg.arrow_type())?);
     };
@@ -75,7 +101,7 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: &Type, format: Format) -> Result<S
 /// Parse a text value as type `pg` (also used for text-format parameters).
 pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
     if let Some(v) = integer_text(text, pg) {
-        return Ok(v);
+        return v;
     }
     let utf8 = ScalarValue::Utf8(Some(text.to_string()));
     match pg {
@@ -107,16 +133,25 @@ pub fn decode_text(text: &str, pg: &PgType) -> Result<ScalarValue> {
 /// An integer parameter in the form pgbench, node-pg and text-mode drivers
 /// send it — optional sign, decimal digits, maybe blanks around (int4in
 /// allows them) — parsed directly: going through a Utf8 scalar and Arrow's
-/// cast cost more than the rest of binding. Anything else (out of range,
-/// not a number) is left to the cast, which says what is wrong with it.
-fn integer_text(text: &str, pg: &PgType) -> Option<ScalarValue> {
+/// cast cost more than the rest of binding. Digits that do not fit are
+/// PostgreSQL's 22003; anything else that is not a number is left to the
+/// cast, which says what is wrong with it.
+fn integer_text(text: &str, pg: &PgType) -> Option<Result<ScalarValue>> {
     let digits = text.trim_matches(|c: char| c.is_ascii_whitespace());
-    match pg {
+    let value = match pg {
         PgType::Int2 => digits.parse().ok().map(|v| ScalarValue::Int16(Some(v))),
         PgType::Int4 => digits.parse().ok().map(|v| ScalarValue::Int32(Some(v))),
         PgType::Int8 => digits.parse().ok().map(|v| ScalarValue::Int64(Some(v))),
-        _ => None,
+        _ => return None,
+    };
+    if let Some(value) = value {
+        return Some(Ok(value));
     }
+    let unsigned = digits.strip_prefix(['-', '+']).unwrap_or(digits);
+    let all_digits = !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit());
+    all_digits.then(|| {
+        Err(TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, format!("value \"{text}\" is out of range for type {}", pg.name())))
+    })
 }
 
 fn interval_scalar(iv: super::interval::Interval) -> ScalarValue {
@@ -168,8 +203,19 @@ pub fn truncate_name(text: &str) -> String {
     text[..end].to_string()
 }
 
+/// PostgreSQL's error for text its type's input function does not take:
+/// 22007 for the date and time types (their parser's own code), 22P02 for
+/// the rest, naming the type as the input function does.
 fn invalid_text(text: &str, pg: &PgType) -> TarnError {
-    TarnError::new(sqlstate::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {}: \"{text}\"", pg.name()))
+    let (code, name) = match pg {
+        PgType::Date => (sqlstate::INVALID_DATETIME_FORMAT, "date".to_string()),
+        PgType::Time => (sqlstate::INVALID_DATETIME_FORMAT, "time".to_string()),
+        PgType::Timestamp => (sqlstate::INVALID_DATETIME_FORMAT, "timestamp".to_string()),
+        PgType::Timestamptz => (sqlstate::INVALID_DATETIME_FORMAT, "timestamp with time zone".to_string()),
+        PgType::Numeric(_) => (sqlstate::INVALID_TEXT_REPRESENTATION, "numeric".to_string()),
+        _ => (sqlstate::INVALID_TEXT_REPRESENTATION, pg.name()),
+    };
+    TarnError::new(code, format!("invalid input syntax for type {name}: \"{text}\""))
 }
 
 fn decode_bytea_text(text: &str) -> Result<ScalarValue> {
@@ -248,8 +294,30 @@ mod tests {
     #[test]
     fn binary_ints_and_wrong_sizes() {
         assert_eq!(decode_param(Some(&[0, 7]), &Type::INT2, Format::Binary).unwrap(), ScalarValue::Int16(Some(7)));
+        // Too short: the receive function reads past the end (08P01); too
+        // long: it leaves bytes unread (22P03), and Bind names the parameter.
         let err = decode_param(Some(&[0, 7]), &Type::INT8, Format::Binary).unwrap_err();
-        assert_eq!(err.code, sqlstate::PROTOCOL_VIOLATION);
+        assert_eq!((err.code, err.message.as_str()), (sqlstate::PROTOCOL_VIOLATION, "insufficient data left in message"));
+        let err = decode_param(Some(&[0, 0, 0, 0, 7]), &Type::INT4, Format::Binary).unwrap_err();
+        assert_eq!(err.code, sqlstate::INVALID_BINARY_REPRESENTATION);
+        let err = in_bind_parameter(err, 1);
+        assert_eq!(err.message, "incorrect binary data format in bind parameter 2");
+        let untouched = in_bind_parameter(TarnError::new(sqlstate::PROTOCOL_VIOLATION, "insufficient data left in message"), 0);
+        assert_eq!(untouched.message, "insufficient data left in message");
+    }
+
+    #[test]
+    fn text_errors_carry_the_input_functions_codes() {
+        let err = decode_param(Some(b"99999"), &Type::INT2, Format::Text).unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "value \"99999\" is out of range for type smallint"));
+        let err = decode_param(Some(b"-9223372036854775809"), &Type::INT8, Format::Text).unwrap_err();
+        assert_eq!(err.code, sqlstate::NUMERIC_VALUE_OUT_OF_RANGE);
+        let err = decode_param(Some(b"12a"), &Type::INT4, Format::Text).unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (sqlstate::INVALID_TEXT_REPRESENTATION, "invalid input syntax for type integer: \"12a\""));
+        let err = decode_param(Some(b"notatime"), &Type::TIMESTAMP, Format::Text).unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (sqlstate::INVALID_DATETIME_FORMAT, "invalid input syntax for type timestamp: \"notatime\""));
+        let err = decode_param(Some(b"x"), &Type::TIMESTAMPTZ, Format::Text).unwrap_err();
+        assert_eq!(err.message, "invalid input syntax for type timestamp with time zone: \"x\"");
     }
 
     #[test]

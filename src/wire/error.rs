@@ -39,3 +39,9 @@ pub fn parameter_count_mismatch(supplied: usize, statement: &str, required: usiz
         format!("bind message supplies {supplied} parameters, but prepared statement \"{statement}\" requires {required}"),
     )
 }
+
+/// PostgreSQL's error for a Parse declaring a parameter type OID that no
+/// type has (its catalog lookup fails: XX000, in its wording).
+pub fn unknown_type_oid(oid: u32) -> PgWireError {
+    to_pgwire(TarnError::new(crate::error::sqlstate::INTERNAL_ERROR, format!("cache lookup failed for type {oid}")))
+}

@@ -52,7 +52,7 @@ use crate::error::{Result, TarnError};
 use crate::session::Session;
 use crate::storage::txn::TxnStatus;
 use crate::types::PgType;
-use crate::types::decode::{decode_param, pg_type_for_oid};
+use crate::types::decode::{decode_param, in_bind_parameter, param_type};
 use crate::types::encode::Format;
 
 /// Handles queries for every connection; per-connection state lives in the
@@ -69,6 +69,15 @@ impl QueryHandler {
 
     pub(super) fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// A Describe in a failed block: refused (25P02) for a statement or
+    /// portal that returns rows, answered for one that does not.
+    fn refuse_rows_in_failed_block<C: ClientInfo>(&self, client: &C, result: &SchemaRef) -> PgWireResult<()> {
+        if result.fields().is_empty() {
+            return Ok(());
+        }
+        session_of(&self.engine, client).refuse_in_failed_block().map_err(to_pgwire)
     }
 }
 
@@ -273,6 +282,14 @@ impl QueryParser for StatementParser {
             }
         };
         let session = session_of(&self.engine, client);
+        if !crate::sql::ends_block(&stmt) {
+            session.refuse_in_failed_block().map_err(to_pgwire)?;
+        }
+        // A declared type Tarn does not have is refused here, not at the
+        // first Bind that carries a value of it.
+        for ty in types.iter().flatten() {
+            param_type(ty).map_err(to_pgwire)?;
+        }
         let (inferred, result) = describe(&session, &stmt).await.map_err(to_pgwire)?;
         let n = inferred.len().max(types.len());
         let mut param_types = Vec::with_capacity(n);
@@ -338,11 +355,8 @@ fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
     let formats = result_formats(&portal.parameter_format, n)?;
     (0..n)
         .map(|i| {
-            let ty = &prepared.param_types[i];
-            if pg_type_for_oid(ty).is_none() {
-                return Err(TarnError::not_supported(format!("parameter type {} is not supported yet", ty.name())));
-            }
-            let value = decode_param(portal.parameters[i].as_deref(), ty, formats[i])?;
+            let value = decode_param(portal.parameters[i].as_deref(), &prepared.param_types[i], formats[i])
+                .map_err(|e| in_bind_parameter(e, i))?;
             match &prepared.param_targets[i] {
                 Some(target) if value.data_type() != *target => Ok(value.cast_to(target)?),
                 _ => Ok(value),
@@ -405,9 +419,21 @@ impl ExtendedQueryHandler for QueryHandler {
         if message.parameters.len() != required {
             return Err(to_pgwire(super::error::parameter_count_mismatch(message.parameters.len(), statement_name, required)));
         }
+        let ends_block = match &statement {
+            Entry::Value(statement) => crate::sql::ends_block(&statement.statement.stmt),
+            Entry::Empty => false,
+        };
+        if !ends_block {
+            session_of(&self.engine, client).refuse_in_failed_block().map_err(to_pgwire)?;
+        }
         match statement {
             Entry::Value(statement) => {
                 let portal = Portal::try_new(&message, statement)?;
+                // A value that does not decode is refused here, as
+                // PostgreSQL refuses the Bind. Execute decodes again: a
+                // few values, cheaper than keeping them beside pgwire's
+                // portal, which has no room for them.
+                bind_parameters(&portal).map_err(to_pgwire)?;
                 client.portal_store().put_portal(Arc::new(portal));
             }
             Entry::Empty => client.portal_store().put_empty_portal(portal_name),
@@ -426,6 +452,11 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME).to_owned();
+        // pgwire reads an OID no type has as "not declared"; PostgreSQL's
+        // catalog lookup fails on it.
+        if let Some(oid) = message.type_oids.iter().find(|&&oid| oid != 0 && Type::from_oid(oid).is_none()) {
+            return Err(super::error::unknown_type_oid(*oid));
+        }
         match StoredStatement::parse(client, &message, self.query_parser()).await? {
             Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
             None => client.portal_store().put_empty_statement(&name),
@@ -469,6 +500,7 @@ impl ExtendedQueryHandler for QueryHandler {
         match message.target_type {
             TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
                 Some(pgwire::api::store::Entry::Value(stmt)) => {
+                    self.refuse_rows_in_failed_block(client, &stmt.statement.result)?;
                     let response = self.do_describe_statement(client, &stmt).await?;
                     feed_describe_response(client, &response).await
                 }
@@ -477,6 +509,7 @@ impl ExtendedQueryHandler for QueryHandler {
             },
             TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
                 Some(pgwire::api::store::Entry::Value(portal)) => {
+                    self.refuse_rows_in_failed_block(client, &portal.statement.statement.result)?;
                     let response = self.do_describe_portal(client, &portal).await?;
                     feed_describe_response(client, &response).await
                 }
@@ -485,6 +518,7 @@ impl ExtendedQueryHandler for QueryHandler {
                     let session = session_of(&self.engine, client);
                     match session.cursors.schema(name) {
                         Ok(schema) if !name.is_empty() => {
+                            self.refuse_rows_in_failed_block(client, &schema)?;
                             let (fields, _) = describe_columns(&schema, &vec![Format::Text; schema.fields().len()]);
                             feed_describe_response(client, &DescribePortalResponse::new(fields)).await
                         }

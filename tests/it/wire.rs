@@ -383,6 +383,12 @@ async fn protocol_errors_are_postgres_errors_and_the_connection_goes_on() {
         frontend::sync(&mut buf);
         buf
     };
+    let simple = |sql: &str| {
+        let mut buf = BytesMut::new();
+        frontend::query(sql, &mut buf).unwrap();
+        buf
+    };
+    const ABORTED: &str = "Error 25P02: current transaction is aborted, commands ignored until end of transaction block";
     let cases: Vec<(BytesMut, Vec<&str>)> = vec![
         (
             run(&|b| {
@@ -412,15 +418,50 @@ async fn protocol_errors_are_postgres_errors_and_the_connection_goes_on() {
         ),
         (run(&|b| frontend::describe(b'S', "zzz", b).unwrap()), vec!["Error 26000: prepared statement \"zzz\" does not exist"]),
         (run(&|b| frontend::describe(b'P', "zzz", b).unwrap()), vec!["Error 34000: portal \"zzz\" does not exist"]),
-        // Three bytes for an int4: 08P01, as PostgreSQL says; Tarn decodes
-        // parameters at Execute, so it comes after BindComplete (PostgreSQL
-        // refuses the Bind itself).
+        // A value that does not decode is refused at Bind, in PostgreSQL's
+        // words: three bytes for an int4 run past the end, five leave one.
         (
             run(&|b| {
                 bind("s1", &[[0u8, 1, 2].as_slice()], true, b);
                 frontend::execute("", 0, b).unwrap();
             }),
-            vec!["BindComplete", "Error 08P01"],
+            vec!["Error 08P01: insufficient data left in message"],
+        ),
+        (
+            run(&|b| {
+                bind("s1", &[[0u8, 0, 0, 1, 2].as_slice()], true, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["Error 22P03: incorrect binary data format in bind parameter 1"],
+        ),
+        (run(&|b| bind("s1", &[b"abc".as_slice()], false, b)), vec!["Error 22P02: invalid input syntax for type integer: \"abc\""]),
+        (
+            run(&|b| {
+                frontend::parse("s2", "SELECT $1", [21u32], b).unwrap();
+                bind("s2", &[b"99999".as_slice()], false, b);
+            }),
+            vec!["ParseComplete", "Error 22003: value \"99999\" is out of range for type smallint"],
+        ),
+        // A type OID no type has fails PostgreSQL's catalog lookup; one
+        // Tarn does not have is refused at Parse too.
+        (run(&|b| frontend::parse("u1", "SELECT $1", [999_999u32], b).unwrap()), vec!["Error XX000: cache lookup failed for type 999999"]),
+        (run(&|b| frontend::parse("u2", "SELECT $1", [600u32], b).unwrap()), vec!["Error 0A000: parameters of type point"]),
+        // In a failed block only a statement that ends it gets through
+        // Parse, Bind or a row-returning Describe: 25P02 comes first, even
+        // for a parameter that would not decode.
+        (simple("BEGIN"), vec!["CommandComplete"]),
+        (simple("SELECT 1/0"), vec!["RowDescription", "Error 22012"]),
+        (run(&|b| bind("s1", &[b"abc".as_slice()], false, b)), vec![ABORTED]),
+        (run(&|b| frontend::parse("f1", "SELECT 1", [], b).unwrap()), vec![ABORTED]),
+        (run(&|b| frontend::describe(b'S', "s1", b).unwrap()), vec![ABORTED]),
+        (
+            run(&|b| {
+                frontend::parse("f2", "ROLLBACK", [], b).unwrap();
+                frontend::describe(b'S', "f2", b).unwrap();
+                bind("f2", &[], false, b);
+                frontend::execute("", 0, b).unwrap();
+            }),
+            vec!["ParseComplete", "ParameterDescription", "NoData", "BindComplete", "CommandComplete"],
         ),
         // The statement still works after all of that.
         (
