@@ -15,6 +15,7 @@ pub mod fragment_cache;
 pub mod heap;
 pub mod index;
 pub mod key_probe;
+pub mod keys;
 pub mod lance_types;
 pub mod row_cache;
 pub mod handle;

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
-use arrow::row::{RowConverter, SortField};
 use futures::TryStreamExt;
 use lance::Dataset;
 use lance::dataset::transaction::{Operation, TransactionBuilder, UpdateMode};
@@ -36,8 +35,7 @@ pub const FLUSHED_LSN_PROPERTY: &str = "tarn.flushed_lsn";
 /// Transaction property holding the table's next row id at that flush.
 pub const NEXT_ROWID_PROPERTY: &str = "tarn.next_rowid";
 
-/// An encoded primary-key value (Arrow row format).
-pub type Key = Box<[u8]>;
+pub use super::keys::Key;
 
 /// The committed rows' primary keys, as of one table version.
 struct KeySet {
@@ -328,9 +326,7 @@ impl Table {
     /// Encoded primary-key values of `batch`'s rows; `key_columns` are the
     /// key's columns in key order.
     pub fn keys_of(&self, key_columns: &[ArrayRef]) -> Result<Vec<Key>> {
-        let fields = key_columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
-        let converter = RowConverter::new(fields)?;
-        Ok(converter.convert_columns(key_columns)?.iter().map(|r| Key::from(r.as_ref())).collect())
+        super::keys::encode(key_columns)
     }
 
     fn key_columns(&self, batch: &RecordBatch) -> Vec<ArrayRef> {

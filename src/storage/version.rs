@@ -41,12 +41,12 @@ pub struct TableVersion {
     pub heap: Option<Arc<Vec<RecordBatch>>>,
     /// A TRUNCATE not yet flushed: every row of `dataset` is gone.
     pub dataset_truncated: bool,
-    pub delta: imbl::Vector<DeltaEntry>,
+    /// Shared entries: a commit's new version copies the vector's tail
+    /// chunk (up to 64 entries), which for whole entries meant cloning as
+    /// many record batches.
+    pub delta: imbl::Vector<Arc<DeltaEntry>>,
     pub delta_rows: usize,
-    /// Row id → (the `seq` of the delta entry holding it, its row there):
-    /// a key probe finds a row among thousands of single-row entries
-    /// without looking at each.
-    delta_rows_at: imbl::HashMap<u64, (u64, u32)>,
+    delta_rows_at: RowIndex,
     next_delta_seq: u64,
     /// Deleted row ids (of `dataset` or `delta` rows) → LSN of the delete.
     pub deleted: imbl::HashMap<u64, u64>,
@@ -75,7 +75,7 @@ impl TableVersion {
         if truncate {
             self.dataset_truncated = self.dataset.is_some() || self.heap.is_some();
             self.delta.clear();
-            self.delta_rows_at.clear();
+            self.delta_rows_at = RowIndex::default();
             self.delta_rows = 0;
             self.deleted.clear();
             self.last_truncate_lsn = lsn;
@@ -88,8 +88,8 @@ impl TableVersion {
             self.delta_rows += batch.num_rows();
             let seq = self.next_delta_seq;
             self.next_delta_seq += 1;
-            index_rows(&mut self.delta_rows_at, seq, &batch);
-            self.delta.push_back(DeltaEntry { lsn, seq, batch, at });
+            self.delta_rows_at.add(seq, &batch);
+            self.delta.push_back(Arc::new(DeltaEntry { lsn, seq, batch, at }));
         }
         self.oldest_unflushed.get_or_insert(lsn);
         self.unflushed_since.get_or_insert(at);
@@ -98,7 +98,7 @@ impl TableVersion {
 
     /// The delta's row with id `rowid` (deleted or not), as a one-row batch.
     pub fn delta_row(&self, rowid: u64) -> Option<RecordBatch> {
-        let &(seq, row) = self.delta_rows_at.get(&rowid)?;
+        let (seq, row) = self.delta_rows_at.get(rowid)?;
         let at = self.delta.binary_search_by_key(&seq, |d| d.seq).ok()?;
         Some(self.delta[at].batch.slice(row as usize, 1))
     }
@@ -126,9 +126,9 @@ impl TableVersion {
         }
         self.delta.retain(|d| d.lsn > last_lsn);
         // What stays after a flush is what was committed during it: little.
-        self.delta_rows_at = imbl::HashMap::new();
+        self.delta_rows_at = RowIndex::default();
         for d in &self.delta {
-            index_rows(&mut self.delta_rows_at, d.seq, &d.batch);
+            self.delta_rows_at.add(d.seq, &d.batch);
         }
         self.deleted.retain(|_, lsn| *lsn > last_lsn);
         self.delta_rows = self.delta.iter().map(|d| d.batch.num_rows()).sum();
@@ -157,11 +157,53 @@ impl TableVersion {
     }
 }
 
-/// Note where each row of `batch` (delta entry `seq`) is, by row id.
-fn index_rows(index: &mut imbl::HashMap<u64, (u64, u32)>, seq: u64, batch: &RecordBatch) {
-    let Some(ids) = batch.column_by_name(ROWID).and_then(|c| c.as_primitive_opt::<UInt64Type>()) else { return };
-    for (row, &id) in ids.values().iter().enumerate() {
-        index.insert(id, (seq, row as u32));
+/// Where the delta's rows are, by row id: a key probe finds a row among
+/// thousands of single-row entries without looking at each.
+///
+/// Most entries hold a run of consecutive fresh row ids above every id
+/// indexed before (one statement's inserts, committed in the order their
+/// ids were drawn). Those are kept as runs, in order, and found by binary
+/// search: adding one copies a few words, where a persistent hash map copied
+/// a path of nodes for every row. The rest — a commit that overtook one
+/// whose ids were drawn earlier, or ids that are not consecutive — go to a
+/// map.
+#[derive(Debug, Clone, Default)]
+struct RowIndex {
+    /// (first row id, last row id, entry `seq`): ascending and disjoint.
+    runs: imbl::Vector<(u64, u64, u64)>,
+    /// Row id → (entry `seq`, row in it), for rows not in a run.
+    others: imbl::HashMap<u64, (u64, u32)>,
+}
+
+impl RowIndex {
+    /// Note where each row of `batch` (delta entry `seq`) is.
+    fn add(&mut self, seq: u64, batch: &RecordBatch) {
+        let Some(ids) = batch.column_by_name(ROWID).and_then(|c| c.as_primitive_opt::<UInt64Type>()) else { return };
+        let ids = ids.values();
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return };
+        let consecutive = ids.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
+        let above = self.runs.last().is_none_or(|&(_, hi, _)| first > hi);
+        if consecutive && above {
+            self.runs.push_back((first, last, seq));
+            return;
+        }
+        for (row, &id) in ids.iter().enumerate() {
+            self.others.insert(id, (seq, row as u32));
+        }
+    }
+
+    /// (entry `seq`, row in it) of row id `id`.
+    fn get(&self, id: u64) -> Option<(u64, u32)> {
+        let at = match self.runs.binary_search_by(|&(lo, _, _)| lo.cmp(&id)) {
+            Ok(i) => Some(i),
+            Err(i) => i.checked_sub(1),
+        };
+        if let Some(&(lo, hi, seq)) = at.map(|i| &self.runs[i])
+            && id <= hi
+        {
+            return Some((seq, (id - lo) as u32));
+        }
+        self.others.get(&id).copied()
     }
 }
 
@@ -280,6 +322,27 @@ mod tests {
         assert_eq!((found(&v, 1), found(&v, 4), found(&v, 6)), (None, Some(4), Some(6)));
         v.apply(3, true, &[], vec![rows(&[8])]);
         assert_eq!((found(&v, 4), found(&v, 8)), (None, Some(8)));
+    }
+
+    #[test]
+    fn rows_out_of_order_or_not_consecutive_are_found_too() {
+        // Commits that overtook each other, gaps, a descending batch and a
+        // run below every earlier one: every id is found in the
+        // entry that holds it, and only there.
+        let entries: Vec<Vec<u64>> =
+            vec![vec![10, 11, 12], vec![20], vec![15], vec![13, 14], vec![30, 32], vec![41, 40], vec![21, 22], vec![50], vec![9]];
+        let mut v = TableVersion::new(None, 0);
+        let mut expected = std::collections::HashMap::new();
+        for (lsn, ids) in entries.iter().enumerate() {
+            v.apply(lsn as u64 + 1, false, &[], vec![rows(ids)]);
+            for (row, &id) in ids.iter().enumerate() {
+                expected.insert(id, (lsn as u64, row as u32));
+            }
+        }
+        for id in 0..60u64 {
+            assert_eq!(v.delta_rows_at.get(id), expected.get(&id).copied(), "row id {id}");
+        }
+        assert!(v.delta_rows_at.runs.len() >= 3, "in-order entries are kept as runs");
     }
 
     #[test]
