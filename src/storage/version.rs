@@ -178,7 +178,10 @@ struct RowIndex {
 impl RowIndex {
     /// Note where each row of `batch` (delta entry `seq`) is.
     fn add(&mut self, seq: u64, batch: &RecordBatch) {
-        let Some(ids) = batch.column_by_name(ROWID).and_then(|c| c.as_primitive_opt::<UInt64Type>()) else { return };
+        // The storage schema's last column (a lookup by name compared
+        // every column's name on each commit).
+        let Some(ids) = batch.columns().last().and_then(|c| c.as_primitive_opt::<UInt64Type>()) else { return };
+        debug_assert_eq!(batch.schema_ref().fields().last().map(|f| f.name().as_str()), Some(ROWID));
         let ids = ids.values();
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else { return };
         let consecutive = ids.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
