@@ -246,7 +246,12 @@ impl Table {
         let mut next = self.identity_next.lock().unwrap();
         for (i, col) in self.def.columns.iter().enumerate() {
             let Some(kind) = col.identity else { continue };
-            let values = arrow::compute::cast(&columns[i], &DataType::Int64)?;
+            // Casts only where the column is not bigint already: a cast to
+            // the same type still copies the array's data.
+            let values = match columns[i].data_type() {
+                DataType::Int64 => columns[i].clone(),
+                _ => arrow::compute::cast(&columns[i], &DataType::Int64)?,
+            };
             let values = values.as_primitive::<arrow::datatypes::Int64Type>();
             if kind == Identity::Always && values.null_count() < values.len() {
                 return Err(TarnError::new(
@@ -268,7 +273,10 @@ impl Table {
                     }))
                 })
                 .collect();
-            columns[i] = arrow::compute::cast_with_options(&filled, self.schema.field(i).data_type(), &STRICT_CAST)?;
+            columns[i] = match self.schema.field(i).data_type() {
+                DataType::Int64 => Arc::new(filled),
+                target => arrow::compute::cast_with_options(&filled, target, &STRICT_CAST)?,
+            };
         }
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
