@@ -345,6 +345,30 @@ where
     Ok(())
 }
 
+/// The parameters Bind decoded, kept for the Execute that follows: Bind
+/// decodes them to refuse a bad value there, as PostgreSQL does, and
+/// pgwire's portal has no room for them. They are held with the portal they
+/// belong to (the `Arc` keeps its address from being reused), so only that
+/// very portal's Execute takes them; any other decodes its own.
+#[derive(Default)]
+struct BoundParameters(std::sync::Mutex<Option<(Arc<Portal<Arc<Prepared>>>, Vec<ScalarValue>)>>);
+
+impl BoundParameters {
+    fn of<C: ClientInfo + ?Sized>(client: &C) -> Arc<BoundParameters> {
+        client.session_extensions().get_or_insert_with(BoundParameters::default)
+    }
+
+    fn keep(&self, portal: Arc<Portal<Arc<Prepared>>>, params: Vec<ScalarValue>) {
+        *self.0.lock().unwrap() = Some((portal, params));
+    }
+
+    /// `portal`'s parameters if they are the ones kept (which go either way).
+    fn take_for(&self, portal: &Portal<Arc<Prepared>>) -> Option<Vec<ScalarValue>> {
+        let (kept, params) = self.0.lock().unwrap().take()?;
+        std::ptr::eq(Arc::as_ptr(&kept), portal).then_some(params)
+    }
+}
+
 /// Decode a portal's parameters into the types its plan expects.
 fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
     let prepared = &portal.statement.statement;
@@ -428,13 +452,12 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         match statement {
             Entry::Value(statement) => {
-                let portal = Portal::try_new(&message, statement)?;
+                let portal = Arc::new(Portal::try_new(&message, statement)?);
                 // A value that does not decode is refused here, as
-                // PostgreSQL refuses the Bind. Execute decodes again: a
-                // few values, cheaper than keeping them beside pgwire's
-                // portal, which has no room for them.
-                bind_parameters(&portal).map_err(to_pgwire)?;
-                client.portal_store().put_portal(Arc::new(portal));
+                // PostgreSQL refuses the Bind; Execute takes the values.
+                let params = bind_parameters(&portal).map_err(to_pgwire)?;
+                BoundParameters::of(client).keep(portal.clone(), params);
+                client.portal_store().put_portal(portal);
             }
             Entry::Empty => client.portal_store().put_empty_portal(portal_name),
         }
@@ -623,7 +646,10 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.engine, client);
-        let params = bind_parameters(portal).map_err(to_pgwire)?;
+        let params = match BoundParameters::of(client).take_for(portal) {
+            Some(params) => params,
+            None => bind_parameters(portal).map_err(to_pgwire)?,
+        };
         let params = (!params.is_empty()).then(|| ParamValues::from(params));
         let prepared = &portal.statement.statement;
         // pgwire races this call against a CancelRequest; the timeout is ours.
