@@ -207,6 +207,11 @@ pub fn param_types_of(params: &Option<ParamValues>) -> Vec<DataType> {
 
 /// Run a prepared statement's kept plan ([`KeptSlot::current`]).
 pub async fn run_kept(session: &Session, kept: &KeptPlan, params: Option<ParamValues>) -> Result<Output> {
+    if let Some(insert) = kept.point_insert()
+        && let Some(count) = insert.insert(params.as_ref()).await?
+    {
+        return Ok(Output::tag(format!("INSERT 0 {count}")));
+    }
     let bound = Bound::kept(kept.plan.clone(), params);
     match &kept.kind {
         KeptKind::Query { result } => Ok(match run_plan(session, bound).await? {

@@ -22,7 +22,7 @@
 // foldhash (hashbrown's default): hashing the statement's AST with SipHash was 3% of a
 // prepared lookup.
 use datafusion::common::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::ParamValues;
@@ -33,6 +33,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Volatility};
 use datafusion::sql::sqlparser::ast::Statement;
 
+use super::point::PointInsert;
 use crate::storage::Storage;
 use crate::storage::handle::TableHandle;
 use crate::storage::table::Table;
@@ -146,6 +147,21 @@ pub struct KeptPlan {
     /// Optimized, placeholders typed but not substituted (as in the cache).
     pub plan: LogicalPlan,
     pub kind: KeptKind,
+    /// The plan made ready as a point INSERT, once first asked for.
+    point_insert: OnceLock<Option<PointInsert>>,
+}
+
+impl KeptPlan {
+    /// The plan made ready to run as a point INSERT, if it is one
+    /// (`point::PointInsert`).
+    pub fn point_insert(&self) -> Option<&PointInsert> {
+        self.point_insert
+            .get_or_init(|| match &self.plan {
+                LogicalPlan::Dml(dml) => PointInsert::compile(dml),
+                _ => None,
+            })
+            .as_ref()
+    }
 }
 
 /// What the kept plan is of.
@@ -175,7 +191,7 @@ impl KeptSlot {
     /// Tarn tables, as every plan the cache optimizes does).
     pub fn keep(&self, under: (u64, u64, u64), types: Vec<DataType>, plan: &LogicalPlan, kind: KeptKind) {
         let Some(tables) = reusable_tables(plan) else { return };
-        *self.0.lock().unwrap() = Some(Arc::new(KeptPlan { under, tables, types, plan: plan.clone(), kind }));
+        *self.0.lock().unwrap() = Some(Arc::new(KeptPlan { under, tables, types, plan: plan.clone(), kind, point_insert: OnceLock::new() }));
     }
 }
 

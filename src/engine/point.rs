@@ -27,16 +27,16 @@ use std::sync::Arc;
 use std::borrow::Cow;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt64Array};
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ParamValues};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, ParamValues, ScalarValue};
 use datafusion::datasource::DefaultTableSource;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableScan, TableSource, Values, WriteOp};
-use datafusion::physical_expr::create_physical_expr;
+use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableScan, TableSource, WriteOp};
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::error::Result;
 use crate::storage::handle::TableHandle;
@@ -99,61 +99,198 @@ fn beyond_pinned_key(predicate: &Expr, scan: &TableScan, handle: &TableHandle, b
 }
 
 /// `INSERT INTO t … VALUES …` (plain: no ON CONFLICT, no RETURNING, which
-/// `execute::insert` runs around this) into a Tarn table: `Dml ←
-/// [Projection] ← Values`.
+/// `execute::insert` runs around this) into a Tarn table, made ready and
+/// run once.
 async fn insert_values(dml: &DmlStatement, params: Option<&ParamValues>) -> Result<Option<RecordBatch>> {
-    if dml.op != WriteOp::Insert(InsertOp::Append) {
-        return Ok(None);
-    }
-    let Some(handle) = table_handle(&dml.target) else { return Ok(None) };
-    let (projection, values) = match dml.input.as_ref() {
-        LogicalPlan::Projection(p) => match p.input.as_ref() {
-            LogicalPlan::Values(v) => (Some(p), v),
-            _ => return Ok(None),
-        },
-        LogicalPlan::Values(v) => (None, v),
-        _ => return Ok(None),
-    };
-    let row_wise_values = values.values.iter().all(|row| row.iter().all(row_wise));
-    if values.values.is_empty() || values.values.len() > MAX_VALUES_ROWS || !row_wise_values {
-        return Ok(None);
-    }
-    if projection.is_some_and(|p| !p.expr.iter().all(row_wise)) {
-        return Ok(None);
-    }
-    let mut rows = values_batch(values, params)?;
-    if let Some(p) = projection {
-        let columns = evaluate(&p.expr, p.input.schema(), &rows, params)?;
-        rows = RecordBatch::try_new(nullable_schema(p.schema.inner()), columns)?;
-    }
-    let count = handle.insert(vec![rows]).await?;
-    let schema: SchemaRef = Arc::new(dml.output_schema.as_arrow().clone());
-    Ok(Some(RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![count]))])?))
+    let Some(insert) = PointInsert::compile(dml) else { return Ok(None) };
+    insert.run(params).await
 }
 
-/// The rows of a VALUES list, each expression evaluated on its own (they
-/// compute from constants and parameters only), cast to the list's column
-/// types.
-fn values_batch(values: &Values, params: Option<&ParamValues>) -> Result<RecordBatch> {
-    let schema = nullable_schema(values.schema.inner());
-    let empty = DFSchema::empty();
-    let one_row = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(1)))?;
-    let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(values.values.len()); schema.fields().len()];
-    for row in &values.values {
-        for ((expr, field), column) in row.iter().zip(schema.fields()).zip(columns.iter_mut()) {
-            let value = evaluate_one(expr, &empty, &one_row, params)?;
-            let value = if value.data_type() == field.data_type() { value } else { arrow::compute::cast(&value, field.data_type())? };
-            column.push(value);
+/// A point INSERT — `Dml ← [Projection] ← Values` into a Tarn table —
+/// made ready to run: its VALUES expressions made physical once, each
+/// parameter read as a column of a one-row batch of the statement's
+/// values, and the projection onto the table's columns made physical over
+/// the VALUES rows. A prepared statement's kept plan keeps this too
+/// (`plan_cache::KeptPlan::point_insert`), so its every Execute evaluates
+/// expressions and nothing else: binding the values into each expression
+/// and making it physical again was ~4 µs, an eighth of a single-row
+/// INSERT's CPU.
+pub struct PointInsert {
+    target: Arc<dyn TableSource>,
+    /// The placeholders the VALUES read, in the order of `params`' columns.
+    placeholders: Vec<String>,
+    params: SchemaRef,
+    /// Per VALUES row, its expressions over `params`.
+    rows: Vec<Vec<Ready>>,
+    /// The VALUES list's columns, all nullable ([`nullable_schema`]).
+    values: SchemaRef,
+    /// The projection onto the table's columns, over `values`.
+    projection: Option<(Vec<Ready>, SchemaRef)>,
+    /// The DML node's result: the row count.
+    output: SchemaRef,
+}
+
+impl PointInsert {
+    /// `dml` made ready, if it is a point INSERT whose placeholders are all
+    /// typed and read only by the VALUES; None to plan it as usual.
+    pub fn compile(dml: &DmlStatement) -> Option<PointInsert> {
+        if dml.op != WriteOp::Insert(InsertOp::Append) {
+            return None;
         }
-    }
-    let columns = columns
-        .iter()
-        .map(|parts| match parts.as_slice() {
-            [one] => Ok(one.clone()),
-            parts => Ok(arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
+        table_handle(&dml.target)?;
+        let (projection, values) = match dml.input.as_ref() {
+            LogicalPlan::Projection(p) => match p.input.as_ref() {
+                LogicalPlan::Values(v) => (Some(p), v),
+                _ => return None,
+            },
+            LogicalPlan::Values(v) => (None, v),
+            _ => return None,
+        };
+        if values.values.is_empty() || values.values.len() > MAX_VALUES_ROWS || !values.values.iter().flatten().all(row_wise) {
+            return None;
+        }
+        if projection.is_some_and(|p| !p.expr.iter().all(|e| row_wise(e) && !has_placeholder(e))) {
+            return None;
+        }
+        // The placeholders, each a column of the parameters' batch.
+        let mut fields: Vec<Field> = vec![];
+        let mut placeholders: Vec<String> = vec![];
+        for e in values.values.iter().flatten() {
+            e.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field }) = e {
+                    if !placeholders.contains(id) {
+                        placeholders.push(id.clone());
+                        fields.push(field.as_ref().map(|f| Field::new(id, f.data_type().clone(), true)).unwrap_or_else(|| Field::new(id, DataType::Null, true)));
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .ok()?;
+        }
+        if fields.iter().any(|f| f.data_type() == &DataType::Null) {
+            return None;
+        }
+        let params: SchemaRef = Arc::new(Schema::new(fields));
+        let over_params = DFSchema::try_from(params.as_ref().clone()).ok()?;
+        let props = ExecutionProps::new();
+        let ready = |e: &Expr| -> Option<Ready> {
+            let read = e
+                .clone()
+                .transform_up(|e| match e {
+                    Expr::Placeholder(Placeholder { id, .. }) => Ok(Transformed::yes(Expr::Column(Column::from_name(id)))),
+                    e => Ok(Transformed::no(e)),
+                })
+                .ok()?
+                .data;
+            Ready::new(&read, &over_params, &props)
+        };
+        let rows = values.values.iter().map(|row| row.iter().map(&ready).collect::<Option<Vec<_>>>()).collect::<Option<Vec<_>>>()?;
+        let projection = match projection {
+            Some(p) => {
+                let exprs = p.expr.iter().map(|e| Ready::new(e, p.input.schema(), &props)).collect::<Option<Vec<_>>>()?;
+                Some((exprs, nullable_schema(p.schema.inner())))
+            }
+            None => None,
+        };
+        Some(PointInsert {
+            target: dml.target.clone(),
+            placeholders,
+            params,
+            rows,
+            values: nullable_schema(values.schema.inner()),
+            projection,
+            output: Arc::new(dml.output_schema.as_arrow().clone()),
         })
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// Insert the rows with `params` for the placeholders: the row count,
+    /// as the DML node's one-row result. None if a value is not of the type
+    /// its placeholder was planned with (the caller plans it as usual).
+    pub async fn run(&self, params: Option<&ParamValues>) -> Result<Option<RecordBatch>> {
+        let Some(count) = self.insert(params).await? else { return Ok(None) };
+        Ok(Some(RecordBatch::try_new(self.output.clone(), vec![Arc::new(UInt64Array::from(vec![count]))])?))
+    }
+
+    /// [`PointInsert::run`]'s row count.
+    pub async fn insert(&self, params: Option<&ParamValues>) -> Result<Option<u64>> {
+        let handle = table_handle(&self.target).expect("compiled for a Tarn table");
+        let mut columns = Vec::with_capacity(self.placeholders.len());
+        for (id, field) in self.placeholders.iter().zip(self.params.fields()) {
+            let Some(params) = params else { return Ok(None) };
+            let value = params.get_placeholders_with_values(id)?.value;
+            if value.data_type() != *field.data_type() {
+                return Ok(None);
+            }
+            columns.push(value.to_array_of_size(1)?);
+        }
+        let one_row = RecordBatchOptions::new().with_row_count(Some(1));
+        let params = RecordBatch::try_new_with_options(self.params.clone(), columns, &one_row)?;
+        let mut rows = self.values_batch(&params)?;
+        if let Some((exprs, schema)) = &self.projection {
+            let columns = exprs.iter().map(|e| e.evaluate(&rows)).collect::<Result<Vec<ArrayRef>>>()?;
+            rows = RecordBatch::try_new(schema.clone(), columns)?;
+        }
+        Ok(Some(handle.insert(vec![rows]).await?))
+    }
+
+    /// The VALUES rows, each expression evaluated on the parameters and
+    /// cast to its column's type.
+    fn values_batch(&self, params: &RecordBatch) -> Result<RecordBatch> {
+        let fields = self.values.fields();
+        let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(self.rows.len()); fields.len()];
+        for row in &self.rows {
+            for ((expr, field), column) in row.iter().zip(fields).zip(columns.iter_mut()) {
+                let value = expr.evaluate(params)?;
+                let value = if value.data_type() == field.data_type() { value } else { arrow::compute::cast(&value, field.data_type())? };
+                column.push(value);
+            }
+        }
+        let columns = columns
+            .iter()
+            .map(|parts| match parts.as_slice() {
+                [one] => Ok(one.clone()),
+                parts => Ok(arrow::compute::concat(&parts.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?),
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        Ok(RecordBatch::try_new(self.values.clone(), columns)?)
+    }
+}
+
+/// One expression of a [`PointInsert`], made ready to evaluate.
+enum Ready {
+    /// A constant: its value, and the one-row array it gives — most
+    /// INSERTs are of one row, and every one that leaves an identity column
+    /// out has a `NULL AS id`.
+    Constant(ScalarValue, ArrayRef),
+    /// A column of the batch it is evaluated on, by index.
+    Column(usize),
+    Physical(Arc<dyn PhysicalExpr>),
+}
+
+impl Ready {
+    fn new(expr: &Expr, over: &DFSchema, props: &ExecutionProps) -> Option<Ready> {
+        Some(match expr {
+            Expr::Alias(alias) => return Ready::new(&alias.expr, over, props),
+            Expr::Literal(value, _) => Ready::Constant(value.clone(), value.to_array_of_size(1).ok()?),
+            Expr::Column(c) => Ready::Column(over.index_of_column(c).ok()?),
+            e => Ready::Physical(create_physical_expr(e, over, props).ok()?),
+        })
+    }
+
+    /// The expression's value on each row of `rows`.
+    fn evaluate(&self, rows: &RecordBatch) -> Result<ArrayRef> {
+        let n = rows.num_rows();
+        Ok(match self {
+            Ready::Constant(_, one) if n == 1 => one.clone(),
+            Ready::Constant(value, _) => value.to_array_of_size(n)?,
+            Ready::Column(i) => rows.column(*i).clone(),
+            Ready::Physical(e) => e.evaluate(rows)?.into_array(n)?,
+        })
+    }
+}
+
+fn has_placeholder(e: &Expr) -> bool {
+    e.exists(|e| Ok(matches!(e, Expr::Placeholder(_)))).unwrap_or(true)
 }
 
 /// `schema` with every column nullable: a plan's nullability was decided
@@ -204,7 +341,7 @@ fn table_handle(source: &Arc<dyn TableSource>) -> Option<&TableHandle> {
 /// plan was optimized for, which the plan cache checked).
 fn bind<'e>(expr: &'e Expr, params: Option<&ParamValues>) -> Result<Cow<'e, Expr>> {
     let Some(params) = params else { return Ok(Cow::Borrowed(expr)) };
-    if !expr.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))? {
+    if !has_placeholder(expr) {
         return Ok(Cow::Borrowed(expr));
     }
     let bound = expr.clone().transform_up(|e| match e {
