@@ -57,6 +57,8 @@ pub struct KeyChanges {
 /// One table, shared by every session.
 pub struct Table {
     pub def: TableDef,
+    /// Each column's type (parsed once: `ColumnDef` holds its name).
+    pg_types: Vec<PgType>,
     /// The user's columns.
     pub schema: SchemaRef,
     /// The user's columns, then the row id: what Lance and the delta hold.
@@ -160,7 +162,8 @@ impl Table {
     }
 
     fn new(def: TableDef, dir: PathBuf, properties: HashMap<String, String>, properties_version: u64) -> Result<Table> {
-        let columns: Vec<_> = def.columns.iter().map(|c| (c.name.clone(), c.pg_type(), true)).collect();
+        let pg_types: Vec<PgType> = def.columns.iter().map(|c| c.pg_type()).collect();
+        let columns: Vec<_> = def.columns.iter().zip(&pg_types).map(|(c, t)| (c.name.clone(), t.clone(), true)).collect();
         // Every field is nullable in Arrow: NOT NULL is enforced here, with
         // PostgreSQL's error, rather than by Arrow's schema checks.
         let schema = schema_of(&columns);
@@ -176,6 +179,7 @@ impl Table {
         }
         Ok(Table {
             def,
+            pg_types,
             schema,
             storage_schema,
             dir,
@@ -306,7 +310,7 @@ impl Table {
     /// NOT NULL, varchar(n)/char(n) lengths and char(n) padding.
     fn check_row_constraints(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        for (i, col) in self.def.columns.iter().enumerate() {
+        for (i, (col, pg_type)) in self.def.columns.iter().zip(&self.pg_types).enumerate() {
             let array = &columns[i];
             if col.not_null && array.null_count() > 0 {
                 return Err(TarnError::new(
@@ -314,7 +318,7 @@ impl Table {
                     format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", col.name, self.def.name),
                 ));
             }
-            match col.pg_type() {
+            match *pg_type {
                 PgType::Varchar(Some(n)) => check_length(array.as_string::<i32>(), n, "character varying")?,
                 PgType::Bpchar(n) => columns[i] = pad_bpchar(array.as_string::<i32>(), n)?,
                 PgType::Uuid => columns[i] = map_text(array.as_string::<i32>(), |v| crate::types::uuid::canonical(v).map(Some))?,

@@ -17,6 +17,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 
+use super::flat;
 use crate::error::{Result, TarnError};
 
 const HEADER: usize = 8;
@@ -53,14 +54,24 @@ pub struct WalRecord {
     pub entry: WalEntry,
 }
 
+/// A commit whose inserted rows are an Arrow IPC stream per change (logs
+/// written before `KIND_COMMIT_FLAT`; still read).
 const KIND_COMMIT: u8 = 2;
+/// A commit whose changes say how their rows are written.
+const KIND_COMMIT_FLAT: u8 = 3;
+
+/// How a change's inserted rows are written.
+const ROWS_IPC: u8 = 0;
+const ROWS_FLAT: u8 = 1;
 
 /// Encode an entry's payload (without framing); the writer assigns the LSN.
 ///
 /// ```text
 /// commit := n: u32, change*n
 /// change := table_id: u64, truncate: u8, ndel: u64, rowid: u64 * ndel,
-///           ipc_len: u64, ipc: Arrow IPC stream of the inserted rows (may be empty)
+///           rows_format: u8 (KIND_COMMIT_FLAT only), rows_len: u64, rows
+/// rows   := an Arrow IPC stream of the inserted rows (may be empty), or
+///           them written flat (`flat`)
 /// ```
 pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
     match entry {
@@ -73,11 +84,21 @@ pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
                 for d in &c.deletes {
                     out.extend_from_slice(&d.to_be_bytes());
                 }
-                let ipc = ipc_stream(&c.inserts)?;
-                out.extend_from_slice(&(ipc.len() as u64).to_be_bytes());
-                out.extend_from_slice(&ipc);
+                let len_at = out.len() + 1;
+                let flat = !c.inserts.is_empty() && flat::writable(&c.inserts) && !has_dictionary_field(&c.inserts[0].schema());
+                if flat {
+                    out.push(ROWS_FLAT);
+                    out.extend_from_slice(&0u64.to_be_bytes());
+                    with_schema_message(&c.inserts[0].schema(), |message| flat::encode(&c.inserts, message, &mut out))?;
+                } else {
+                    out.push(ROWS_IPC);
+                    out.extend_from_slice(&0u64.to_be_bytes());
+                    ipc_stream(&c.inserts, &mut out)?;
+                }
+                let rows_len = (out.len() - len_at - 8) as u64;
+                out[len_at..len_at + 8].copy_from_slice(&rows_len.to_be_bytes());
             }
-            Ok((KIND_COMMIT, out))
+            Ok((KIND_COMMIT_FLAT, out))
         }
     }
 }
@@ -91,52 +112,64 @@ fn ipc_options() -> arrow::ipc::writer::IpcWriteOptions {
     arrow::ipc::writer::IpcWriteOptions::try_new(8, false, arrow::ipc::MetadataVersion::V5).expect("8 is a valid IPC alignment")
 }
 
-/// `batches` as an Arrow IPC stream, byte for byte what `StreamWriter`
-/// writes with [`ipc_options`] (empty for no batches). The schema message is encoded once per
-/// schema and thread and copied after: for a single-row commit, encoding
-/// it (flatbuffers for every field) cost more than the row. Schemas with
-/// dictionary fields, whose messages depend on a tracker's state, take
-/// `StreamWriter` itself.
-fn ipc_stream(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+/// Append `batches` as an Arrow IPC stream to `out`, byte for byte what
+/// `StreamWriter` writes with [`ipc_options`] (nothing for no batches).
+/// Schemas with dictionary fields, whose messages depend on a tracker's
+/// state, take `StreamWriter` itself.
+fn ipc_stream(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<()> {
     use arrow::ipc::writer::{CompressionContext, DictionaryTracker, IpcDataGenerator, write_message};
-    use std::cell::RefCell;
-    thread_local! {
-        static SCHEMA_MESSAGE: RefCell<Option<(SchemaRef, Vec<u8>)>> = const { RefCell::new(None) };
-    }
-    let Some(first) = batches.first() else { return Ok(vec![]) };
+    let Some(first) = batches.first() else { return Ok(()) };
     let schema = first.schema();
-    let mut out = vec![];
     let options = ipc_options();
-    if schema.fields().iter().any(|f| has_dictionary(f.data_type())) {
-        let mut w = StreamWriter::try_new_with_options(&mut out, &schema, options)?;
+    if has_dictionary_field(&schema) {
+        let mut w = StreamWriter::try_new_with_options(&mut *out, &schema, options)?;
         for b in batches {
             w.write(b)?;
         }
         w.finish()?;
-        return Ok(out);
+        return Ok(());
     }
+    with_schema_message(&schema, |message| out.extend_from_slice(message))?;
     let generator = IpcDataGenerator::default();
     let mut tracker = DictionaryTracker::new(false);
-    SCHEMA_MESSAGE.with_borrow_mut(|cached| -> Result<()> {
-        match cached {
-            Some((s, bytes)) if Arc::ptr_eq(s, &schema) || **s == *schema => out.extend_from_slice(bytes),
-            _ => {
-                let mut bytes = vec![];
-                write_message(&mut bytes, generator.schema_to_bytes_with_dictionary_tracker(&schema, &mut tracker, &options), &options)?;
-                out.extend_from_slice(&bytes);
-                *cached = Some((schema.clone(), bytes));
-            }
-        }
-        Ok(())
-    })?;
     let mut compression = CompressionContext::default();
     for b in batches {
         let (_, message) = generator.encode(b, &mut tracker, &options, &mut compression)?;
-        write_message(&mut out, message, &options)?;
+        write_message(&mut *out, message, &options)?;
     }
     // The end-of-stream marker: continuation, then a zero length.
     out.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-    Ok(out)
+    Ok(())
+}
+
+/// Call `f` with `schema`'s IPC schema message (no dictionary fields), as
+/// a stream writer writes it with [`ipc_options`]. It is encoded once per
+/// schema and thread and copied after: for a single-row commit, encoding
+/// it (flatbuffers for every field) cost more than the row.
+fn with_schema_message<T>(schema: &SchemaRef, f: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    use arrow::ipc::writer::{DictionaryTracker, IpcDataGenerator, write_message};
+    use std::cell::RefCell;
+    thread_local! {
+        static SCHEMA_MESSAGE: RefCell<Option<(SchemaRef, Vec<u8>)>> = const { RefCell::new(None) };
+    }
+    SCHEMA_MESSAGE.with_borrow_mut(|cached| {
+        match cached {
+            Some((s, _)) if Arc::ptr_eq(s, schema) || **s == **schema => {}
+            _ => {
+                let options = ipc_options();
+                let mut tracker = DictionaryTracker::new(false);
+                let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &options);
+                let mut bytes = vec![];
+                write_message(&mut bytes, encoded, &options)?;
+                *cached = Some((schema.clone(), bytes));
+            }
+        }
+        Ok(f(&cached.as_ref().expect("cached just above").1))
+    })
+}
+
+fn has_dictionary_field(schema: &SchemaRef) -> bool {
+    schema.fields().iter().any(|f| has_dictionary(f.data_type()))
 }
 
 fn has_dictionary(t: &DataType) -> bool {
@@ -204,13 +237,17 @@ pub fn scan(data: &[u8]) -> Result<Scan> {
 }
 
 /// Reads big-endian fields off a payload, failing cleanly when it is short.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(super) fn new(data: &'a [u8]) -> Reader<'a> {
+        Reader { data, pos: 0 }
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         let end = end.ok_or_else(|| TarnError::internal("WAL record payload is shorter than its fields say"))?;
         let out = &self.data[self.pos..end];
@@ -218,36 +255,44 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn u64(&mut self) -> Result<u64> {
+    pub(super) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    pub(super) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    pub(super) fn at_end(&self) -> bool {
+        self.pos == self.data.len()
     }
 }
 
 fn decode_entry(kind: u8, payload: &[u8]) -> Result<WalEntry> {
-    match kind {
-        KIND_COMMIT => {
-            let mut r = Reader { data: payload, pos: 0 };
-            let n = u32::from_be_bytes(r.take(4)?.try_into().unwrap()) as usize;
-            let mut changes = Vec::with_capacity(n.min(1024));
-            for _ in 0..n {
-                let table_id = r.u64()?;
-                let truncate = r.take(1)?[0] != 0;
-                let ndel = r.u64()? as usize;
-                let bytes = r.take(ndel.checked_mul(8).ok_or_else(|| TarnError::internal("WAL delete count overflows"))?)?;
-                let deletes = bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
-                let ipc_len = r.u64()? as usize;
-                let ipc = r.take(ipc_len)?;
-                let inserts = if ipc.is_empty() {
-                    vec![]
-                } else {
-                    StreamReader::try_new(Cursor::new(ipc), None)?.collect::<std::result::Result<Vec<_>, _>>()?
-                };
-                changes.push(TableChange { table_id, truncate, deletes, inserts });
-            }
-            Ok(WalEntry::Commit { changes })
-        }
-        other => Err(TarnError::internal(format!("WAL record of unknown kind {other}: written by a newer Tarn?"))),
+    if kind != KIND_COMMIT && kind != KIND_COMMIT_FLAT {
+        return Err(TarnError::internal(format!("WAL record of unknown kind {kind}: written by a newer Tarn?")));
     }
+    let mut r = Reader::new(payload);
+    let n = r.u32()? as usize;
+    let mut changes = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let table_id = r.u64()?;
+        let truncate = r.take(1)?[0] != 0;
+        let ndel = r.u64()? as usize;
+        let bytes = r.take(ndel.checked_mul(8).ok_or_else(|| TarnError::internal("WAL delete count overflows"))?)?;
+        let deletes = bytes.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().unwrap())).collect();
+        let format = if kind == KIND_COMMIT_FLAT { r.take(1)?[0] } else { ROWS_IPC };
+        let rows_len = r.u64()? as usize;
+        let rows = r.take(rows_len)?;
+        let inserts = match format {
+            _ if rows.is_empty() => vec![],
+            ROWS_IPC => StreamReader::try_new(Cursor::new(rows), None)?.collect::<std::result::Result<Vec<_>, _>>()?,
+            ROWS_FLAT => flat::decode(rows)?,
+            other => return Err(TarnError::internal(format!("WAL change with rows in unknown format {other}"))),
+        };
+        changes.push(TableChange { table_id, truncate, deletes, inserts });
+    }
+    Ok(WalEntry::Commit { changes })
 }
 
 #[cfg(test)]
@@ -284,6 +329,12 @@ mod tests {
         out
     }
 
+    fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
+        let mut out = vec![];
+        ipc_stream(batches, &mut out).unwrap();
+        out
+    }
+
     #[test]
     fn ipc_bytes_are_stream_writers() {
         let streamed = |batches: &[RecordBatch]| {
@@ -297,31 +348,59 @@ mod tests {
         };
         // Twice: the second time the schema message comes from the cache.
         for _ in 0..2 {
-            assert_eq!(ipc_stream(&[batch(3), batch(1)]).unwrap(), streamed(&[batch(3), batch(1)]));
+            assert_eq!(ipc(&[batch(3), batch(1)]), streamed(&[batch(3), batch(1)]));
         }
         let other = RecordBatch::try_from_iter([("s", Arc::new(arrow::array::StringArray::from(vec!["x"])) as _)]).unwrap();
-        assert_eq!(ipc_stream(std::slice::from_ref(&other)).unwrap(), streamed(std::slice::from_ref(&other)));
-        assert!(ipc_stream(&[]).unwrap().is_empty());
+        assert_eq!(ipc(std::slice::from_ref(&other)), streamed(std::slice::from_ref(&other)));
+        assert!(ipc(&[]).is_empty());
+    }
+
+    #[test]
+    fn rows_are_written_flat_unless_an_array_is_nested_or_sliced() {
+        let (kind, flat) = encode_entry(&commit(4)).unwrap();
+        assert_eq!(kind, KIND_COMMIT_FLAT);
+        assert_eq!(decode_entry(kind, &flat).unwrap(), commit(4));
+        // The same commit with its rows as an IPC stream: bigger.
+        let mut as_ipc = 1u32.to_be_bytes().to_vec();
+        as_ipc.extend_from_slice(&7u64.to_be_bytes());
+        as_ipc.push(0);
+        as_ipc.extend_from_slice(&0u64.to_be_bytes());
+        as_ipc.push(ROWS_IPC);
+        let rows = ipc(&[batch(4)]);
+        as_ipc.extend_from_slice(&(rows.len() as u64).to_be_bytes());
+        as_ipc.extend_from_slice(&rows);
+        let WalEntry::Commit { changes } = decode_entry(KIND_COMMIT_FLAT, &as_ipc).unwrap();
+        assert_eq!(changes[0].inserts, vec![batch(4)]);
+        assert!(flat.len() < as_ipc.len(), "{} >= {}", flat.len(), as_ipc.len());
+        // Nested and sliced rows take the IPC stream, and read back alike.
+        let list = arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>([Some(vec![Some(1), None])]);
+        let nested = RecordBatch::try_from_iter([("l", Arc::new(list) as arrow::array::ArrayRef)]).unwrap();
+        for inserts in [vec![nested], vec![batch(9).slice(1, 1)]] {
+            let entry = WalEntry::Commit { changes: vec![TableChange { table_id: 1, truncate: false, deletes: vec![], inserts }] };
+            let (kind, payload) = encode_entry(&entry).unwrap();
+            assert_eq!(payload[4 + 8 + 1 + 8], ROWS_IPC);
+            assert_eq!(decode_entry(kind, &payload).unwrap(), entry);
+        }
     }
 
     #[test]
     fn records_written_with_arrows_default_alignment_still_read_and_new_ones_are_smaller() {
         // A commit as logs written before the 8-byte alignment hold it.
         let b = batch(5);
-        let mut ipc = vec![];
-        let mut w = StreamWriter::try_new(&mut ipc, &b.schema()).unwrap();
+        let mut old = vec![];
+        let mut w = StreamWriter::try_new(&mut old, &b.schema()).unwrap();
         w.write(&b).unwrap();
         w.finish().unwrap();
         let mut payload = 1u32.to_be_bytes().to_vec();
         payload.extend_from_slice(&7u64.to_be_bytes());
         payload.push(0);
         payload.extend_from_slice(&0u64.to_be_bytes());
-        payload.extend_from_slice(&(ipc.len() as u64).to_be_bytes());
-        payload.extend_from_slice(&ipc);
+        payload.extend_from_slice(&(old.len() as u64).to_be_bytes());
+        payload.extend_from_slice(&old);
         let WalEntry::Commit { changes } = decode_entry(KIND_COMMIT, &payload).unwrap();
         assert_eq!(changes[0].inserts, vec![b.clone()]);
-        let new = ipc_stream(std::slice::from_ref(&b)).unwrap();
-        assert!(new.len() < ipc.len(), "{} >= {}", new.len(), ipc.len());
+        let new = ipc(std::slice::from_ref(&b));
+        assert!(new.len() < old.len(), "{} >= {}", new.len(), old.len());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! a torn tail (brief invariant 5); only the newest segment may have one.
 
 pub mod codec;
+mod flat;
 mod segment;
 
 use std::collections::BTreeMap;
