@@ -213,11 +213,16 @@ impl PointInsert {
 
     /// [`PointInsert::run`]'s row count.
     pub async fn insert(&self, params: Option<&ParamValues>) -> Result<Option<u64>> {
-        let handle = table_handle(&self.target).expect("compiled for a Tarn table");
+        let Some(handle) = table_handle(&self.target) else { return Ok(None) };
         let mut columns = Vec::with_capacity(self.placeholders.len());
         for (id, field) in self.placeholders.iter().zip(self.params.fields()) {
             let Some(params) = params else { return Ok(None) };
-            let value = params.get_placeholders_with_values(id)?.value;
+            // `$n` is the n-th value of a list; looking it up by name parses the name.
+            let position = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1));
+            let value = match params {
+                ParamValues::List(values) if let Some(v) = position.and_then(|i| values.get(i)) => Cow::Borrowed(&v.value),
+                _ => Cow::Owned(params.get_placeholders_with_values(id)?.value),
+            };
             if value.data_type() != *field.data_type() {
                 return Ok(None);
             }

@@ -428,8 +428,9 @@ impl Storage {
     pub async fn commit(&self, txn: &TxnHandle) -> Result<()> {
         let (writes, read_seq, explicit, mut held, read_generation) = {
             let mut t = txn.lock().unwrap();
-            let writes: BTreeMap<u64, TableWrites> =
-                t.writes.iter().filter(|(_, w)| !w.is_empty()).map(|(k, w)| (*k, w.clone())).collect();
+            // Taken, not copied: after its commit, or its failure, a
+            // transaction's writes are dropped either way.
+            let writes: BTreeMap<u64, TableWrites> = std::mem::take(&mut t.writes).into_iter().filter(|(_, w)| !w.is_empty()).collect();
             (writes, t.read_seq.unwrap_or(0), t.status != TxnStatus::Idle, std::mem::take(&mut t.held), t.generation)
         };
         if writes.is_empty() {

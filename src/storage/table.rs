@@ -242,11 +242,10 @@ impl Table {
 
     /// Fill identity columns left NULL (omitted) with the next values;
     /// a value given for a `GENERATED ALWAYS` column is refused (428C9).
-    fn fill_identity(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    fn fill_identity(&self, columns: &mut [ArrayRef]) -> Result<()> {
         if !self.def.columns.iter().any(|c| c.identity.is_some()) {
-            return Ok(batch);
+            return Ok(());
         }
-        let mut columns = batch.columns().to_vec();
         let mut next = self.identity_next.lock().unwrap();
         for (i, col) in self.def.columns.iter().enumerate() {
             let Some(kind) = col.identity else { continue };
@@ -282,7 +281,7 @@ impl Table {
                 target => arrow::compute::cast_with_options(&filled, target, &STRICT_CAST)?,
             };
         }
-        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+        Ok(())
     }
 
     /// Check rows about to be inserted (NOT NULL, lengths, char(n)
@@ -293,14 +292,14 @@ impl Table {
             .iter()
             .filter(|b| b.num_rows() > 0)
             .map(|b| {
-                let mut batch = conform(&self.schema, b)?;
+                // One batch made at the end: each step works on the columns.
+                let mut columns = conform(&self.schema, b)?;
                 if fill_identity {
-                    batch = self.fill_identity(batch)?;
+                    self.fill_identity(&mut columns)?;
                 }
-                let checked = self.check_row_constraints(batch)?;
-                let n = checked.num_rows() as u64;
+                self.check_row_constraints(&mut columns)?;
+                let n = b.num_rows() as u64;
                 let first = self.next_rowid.fetch_add(n, Ordering::Relaxed);
-                let mut columns = checked.columns().to_vec();
                 columns.push(Arc::new(UInt64Array::from_iter_values(first..first + n)));
                 Ok(RecordBatch::try_new(self.storage_schema.clone(), columns)?)
             })
@@ -308,8 +307,7 @@ impl Table {
     }
 
     /// NOT NULL, varchar(n)/char(n) lengths and char(n) padding.
-    fn check_row_constraints(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    fn check_row_constraints(&self, columns: &mut [ArrayRef]) -> Result<()> {
         for (i, (col, pg_type)) in self.def.columns.iter().zip(&self.pg_types).enumerate() {
             let array = &columns[i];
             if col.not_null && array.null_count() > 0 {
@@ -328,7 +326,7 @@ impl Table {
                 _ => {}
             }
         }
-        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+        Ok(())
     }
 
     pub fn has_primary_key(&self) -> bool {
@@ -400,17 +398,19 @@ impl Table {
             .map(|(_, key)| key.clone())
             .collect();
         let removed_set: HashSet<&Key> = removed.iter().collect();
-        let mut added: Vec<(Key, u64)> = vec![];
+        let inserts = writes.live_inserts();
+        let rows: usize = inserts.iter().map(|b| b.num_rows()).sum();
+        let mut added: Vec<(Key, u64)> = Vec::with_capacity(rows);
+        // Keys this commit adds, to find one it repeats (none to find in one row).
         let mut fresh: HashSet<Key> = HashSet::new();
-        for batch in writes.live_inserts() {
+        for batch in inserts {
             let cols = self.key_columns(&batch);
             let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
             for (r, key) in self.keys_of(&cols)?.into_iter().enumerate() {
                 let exists = !writes.truncate && committed.contains_key(&key) && !removed_set.contains(&key);
-                if exists || fresh.contains(&key) {
+                if exists || (rows > 1 && !fresh.insert(key.clone())) {
                     return Err(self.duplicate_key_error(&cols, r));
                 }
-                fresh.insert(key.clone());
                 added.push((key, ids.value(r)));
             }
         }
@@ -771,7 +771,7 @@ const STRICT_CAST: arrow::compute::CastOptions<'static> =
     arrow::compute::CastOptions { safe: false, format_options: arrow::util::display::FormatOptions::new() };
 
 /// Give a batch exactly the table's schema (names, metadata, nullability).
-fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
     if batch.num_columns() != schema.fields().len() {
         return Err(TarnError::internal(format!(
             "batch has {} columns, table has {}",
@@ -779,7 +779,7 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
             schema.fields().len()
         )));
     }
-    let columns = batch
+    batch
         .columns()
         .iter()
         .zip(schema.fields())
@@ -794,8 +794,7 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
             }
             Ok(arrow::compute::cast_with_options(c, f.data_type(), &STRICT_CAST)?)
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        .collect()
 }
 
 fn check_length(values: &StringArray, n: u32, type_name: &str) -> Result<()> {
