@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayDataBuilder, ArrayRef, RecordBatch, RecordBatchOptions, make_array};
+use arrow::array::{Array, ArrayDataBuilder, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, downcast_primitive_array, make_array};
 use arrow::buffer::Buffer;
 use arrow::datatypes::{DataType, SchemaRef};
 
@@ -57,6 +57,8 @@ fn flat_type(t: &DataType) -> bool {
 /// Append `batches` (all of one schema, [`writable`]) to `out`;
 /// `schema_message` is that schema's IPC message.
 pub fn encode(batches: &[RecordBatch], schema_message: &[u8], out: &mut Vec<u8>) {
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size() + 16 * b.num_columns()).sum();
+    out.reserve(schema_message.len() + 8 + bytes);
     out.extend_from_slice(&(schema_message.len() as u32).to_be_bytes());
     out.extend_from_slice(schema_message);
     out.extend_from_slice(&(batches.len() as u32).to_be_bytes());
@@ -64,21 +66,40 @@ pub fn encode(batches: &[RecordBatch], schema_message: &[u8], out: &mut Vec<u8>)
         let rows = b.num_rows();
         out.extend_from_slice(&(rows as u64).to_be_bytes());
         for c in b.columns() {
-            let data = c.to_data();
-            match data.nulls() {
+            match c.nulls() {
                 Some(nulls) => {
                     out.push(1);
                     out.extend_from_slice(&nulls.buffer().as_slice()[..rows.div_ceil(8)]);
                 }
                 None => out.push(0),
             }
-            out.extend_from_slice(&(data.buffers().len() as u32).to_be_bytes());
-            for buf in data.buffers() {
-                out.extend_from_slice(&(buf.len() as u64).to_be_bytes());
-                out.extend_from_slice(buf.as_slice());
-            }
+            write_buffers(c, out);
         }
     }
+}
+
+/// An array's buffers, as its `ArrayData` lists them. Primitive and text
+/// arrays are read as they are: making an `ArrayData` per column was half
+/// of encoding a single-row commit.
+fn write_buffers(c: &ArrayRef, out: &mut Vec<u8>) {
+    let mut write = |buffers: &[&Buffer]| {
+        out.extend_from_slice(&(buffers.len() as u32).to_be_bytes());
+        for buf in buffers {
+            out.extend_from_slice(&(buf.len() as u64).to_be_bytes());
+            out.extend_from_slice(buf.as_slice());
+        }
+    };
+    downcast_primitive_array!(
+        c => write(&[c.values().inner()]),
+        DataType::Utf8 => {
+            let s = c.as_string::<i32>();
+            write(&[s.offsets().inner().inner(), s.values()])
+        }
+        _ => {
+            let data = c.to_data();
+            write(&data.buffers().iter().collect::<Vec<_>>())
+        }
+    )
 }
 
 /// The batches [`encode`] wrote in `bytes`.
@@ -177,6 +198,21 @@ mod tests {
             let batches = [batch(rows), batch(rows / 2 + 1)];
             assert!(writable(&batches));
             assert_eq!(decode(&encoded(&batches)).unwrap(), batches, "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn buffers_are_written_as_array_data_lists_them() {
+        for c in batch(11).columns() {
+            let (mut read, mut listed) = (vec![], vec![]);
+            write_buffers(c, &mut read);
+            let data = c.to_data();
+            listed.extend_from_slice(&(data.buffers().len() as u32).to_be_bytes());
+            for buf in data.buffers() {
+                listed.extend_from_slice(&(buf.len() as u64).to_be_bytes());
+                listed.extend_from_slice(buf.as_slice());
+            }
+            assert_eq!(read, listed, "{}", c.data_type());
         }
     }
 
