@@ -431,7 +431,14 @@ impl Storage {
             // Taken, not copied: after its commit, or its failure, a
             // transaction's writes are dropped either way.
             let writes: BTreeMap<u64, TableWrites> = std::mem::take(&mut t.writes).into_iter().filter(|(_, w)| !w.is_empty()).collect();
-            (writes, t.read_seq.unwrap_or(0), t.status != TxnStatus::Idle, std::mem::take(&mut t.held), t.generation)
+            let explicit = t.status != TxnStatus::Idle;
+            if !explicit {
+                // An autocommit statement has done its reads (a result
+                // stream holds what it reads itself): letting go of the
+                // snapshot now lets the commit publish in place.
+                t.release_snapshot();
+            }
+            (writes, t.read_seq.unwrap_or(0), explicit, std::mem::take(&mut t.held), t.generation)
         };
         if writes.is_empty() {
             return Ok(());
@@ -499,10 +506,10 @@ impl Storage {
             let seq = publish_into(&current, |state| {
                 for c in changes {
                     // (A table dropped since has no version to apply to.)
-                    let Some(v) = state.table(c.table_id) else { continue };
-                    let mut v = (*v).clone();
-                    v.apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
-                    state.tables.insert(c.table_id, Arc::new(v));
+                    let Some(v) = state.tables.get_mut(&c.table_id) else { continue };
+                    // In place unless a snapshot holds this version: then
+                    // a copy, sharing its delta's chunks but the last.
+                    Arc::make_mut(v).apply(lsn, c.truncate, &c.deletes, c.inserts.clone());
                 }
             });
             for (table, truncate, ids) in &deletes {
@@ -714,12 +721,12 @@ impl Storage {
 /// returns the new state's sequence number.
 fn publish_into(current: &RwLock<Arc<DbState>>, change: impl FnOnce(&mut DbState)) -> u64 {
     let mut current = current.write().unwrap();
-    let mut next = (**current).clone();
+    // Changed in place when no snapshot holds the published state (a lone
+    // writer's commit), else copied first: either way no snapshot sees it change.
+    let next = Arc::make_mut(&mut current);
     next.seq += 1;
-    change(&mut next);
-    let seq = next.seq;
-    *current = Arc::new(next);
-    seq
+    change(next);
+    next.seq
 }
 
 fn table_change(table_id: u64, w: &TableWrites) -> TableChange {
