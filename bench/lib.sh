@@ -95,3 +95,7 @@ header() {
     printf '| %-58s | %12s | %12s | %8s |\n' "$1" "PostgreSQL 15" "Tarn" "Tarn gain"
     printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 1 60))" "$(printf -- '-%.0s' $(seq 1 14))" "$(printf -- '-%.0s' $(seq 1 14))" "$(printf -- '-%.0s' $(seq 1 10))"
 }
+
+# The write benches' single-row INSERT: its table, and a pgbench script of it.
+INS_TABLE="CREATE TABLE ins (id bigserial PRIMARY KEY, c int NOT NULL, v bigint)"
+write_insert_script() { echo 'INSERT INTO ins (c, v) VALUES (:client_id, :client_id * 7);' >"$1"; }

@@ -17,11 +17,11 @@ ACCOUNTS=${ACCOUNTS:-100000}
 start_postgres
 start_tarn
 work=$BENCH_DIR/scripts; mkdir -p "$work"
-echo 'INSERT INTO ins (c, v) VALUES (:client_id, :client_id * 7);' >"$work/insert.sql"
+write_insert_script "$work/insert.sql"
 printf '\\set id random(1, %d)\nUPDATE acct SET balance = balance + 1 WHERE id = :id;\n' "$ACCOUNTS" >"$work/update.sql"
 
 for t in pg tarn; do
-    sql $t "CREATE TABLE ins (id bigserial PRIMARY KEY, c int NOT NULL, v bigint)"
+    sql $t "$INS_TABLE"
     sql $t "CREATE TABLE acct (id bigint PRIMARY KEY, balance bigint NOT NULL)"
     sql $t "INSERT INTO acct SELECT g, 0 FROM generate_series(1, $ACCOUNTS) g"
     sql $t "CREATE TABLE scan_t (id bigint PRIMARY KEY, grp bigint, x float8, label text)"
