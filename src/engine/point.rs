@@ -117,8 +117,9 @@ async fn insert_values(dml: &DmlStatement, params: Option<&ParamValues>) -> Resu
 /// INSERT's CPU.
 pub struct PointInsert {
     target: Arc<dyn TableSource>,
-    /// The placeholders the VALUES read, in the order of `params`' columns.
-    placeholders: Vec<String>,
+    /// The placeholders the VALUES read, in the order of `params`' columns,
+    /// with the position in a parameter list of each `$n` (n - 1).
+    placeholders: Vec<(String, Option<usize>)>,
     params: SchemaRef,
     /// Per VALUES row, its expressions over `params`.
     rows: Vec<Vec<Ready>>,
@@ -154,14 +155,15 @@ impl PointInsert {
         }
         // The placeholders, each a column of the parameters' batch.
         let mut fields: Vec<Field> = vec![];
-        let mut placeholders: Vec<String> = vec![];
+        let mut placeholders: Vec<(String, Option<usize>)> = vec![];
         for e in values.values.iter().flatten() {
             e.apply(|e| {
-                if let Expr::Placeholder(Placeholder { id, field }) = e {
-                    if !placeholders.contains(id) {
-                        placeholders.push(id.clone());
-                        fields.push(field.as_ref().map(|f| Field::new(id, f.data_type().clone(), true)).unwrap_or_else(|| Field::new(id, DataType::Null, true)));
-                    }
+                if let Expr::Placeholder(Placeholder { id, field }) = e
+                    && !placeholders.iter().any(|(p, _)| p == id)
+                {
+                    let position = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1));
+                    placeholders.push((id.clone(), position));
+                    fields.push(field.as_ref().map(|f| Field::new(id, f.data_type().clone(), true)).unwrap_or_else(|| Field::new(id, DataType::Null, true)));
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
@@ -182,12 +184,12 @@ impl PointInsert {
                 })
                 .ok()?
                 .data;
-            Ready::new(&read, &over_params, &props)
+            Ready::new(&read, &over_params, &props).ok()
         };
         let rows = values.values.iter().map(|row| row.iter().map(&ready).collect::<Option<Vec<_>>>()).collect::<Option<Vec<_>>>()?;
         let projection = match projection {
             Some(p) => {
-                let exprs = p.expr.iter().map(|e| Ready::new(e, p.input.schema(), &props)).collect::<Option<Vec<_>>>()?;
+                let exprs = p.expr.iter().map(|e| Ready::new(e, p.input.schema(), &props).ok()).collect::<Option<Vec<_>>>()?;
                 Some((exprs, nullable_schema(p.schema.inner())))
             }
             None => None,
@@ -215,10 +217,9 @@ impl PointInsert {
     pub async fn insert(&self, params: Option<&ParamValues>) -> Result<Option<u64>> {
         let Some(handle) = table_handle(&self.target) else { return Ok(None) };
         let mut columns = Vec::with_capacity(self.placeholders.len());
-        for (id, field) in self.placeholders.iter().zip(self.params.fields()) {
+        for ((id, position), field) in self.placeholders.iter().zip(self.params.fields()) {
             let Some(params) = params else { return Ok(None) };
             // `$n` is the n-th value of a list; looking it up by name parses the name.
-            let position = id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).and_then(|n| n.checked_sub(1));
             let value = match params {
                 ParamValues::List(values) if let Some(v) = position.and_then(|i| values.get(i)) => Cow::Borrowed(&v.value),
                 _ => Cow::Owned(params.get_placeholders_with_values(id)?.value),
@@ -273,12 +274,12 @@ enum Ready {
 }
 
 impl Ready {
-    fn new(expr: &Expr, over: &DFSchema, props: &ExecutionProps) -> Option<Ready> {
-        Some(match expr {
+    fn new(expr: &Expr, over: &DFSchema, props: &ExecutionProps) -> Result<Ready> {
+        Ok(match expr {
             Expr::Alias(alias) => return Ready::new(&alias.expr, over, props),
-            Expr::Literal(value, _) => Ready::Constant(value.clone(), value.to_array_of_size(1).ok()?),
-            Expr::Column(c) => Ready::Column(over.index_of_column(c).ok()?),
-            e => Ready::Physical(create_physical_expr(e, over, props).ok()?),
+            Expr::Literal(value, _) => Ready::Constant(value.clone(), value.to_array_of_size(1)?),
+            Expr::Column(c) => Ready::Column(over.index_of_column(c)?),
+            e => Ready::Physical(create_physical_expr(e, over, props)?),
         })
     }
 
@@ -314,25 +315,18 @@ fn evaluate(exprs: &[Expr], input: &DFSchema, rows: &RecordBatch, params: Option
     exprs.iter().map(|e| evaluate_one(e, input, rows, params)).collect()
 }
 
-/// `expr` over `input`, evaluated on `rows`. A column, a constant or a
-/// parameter — most of a point INSERT's expressions (`VALUES ($1, $2)`
-/// under `NULL AS id, column1 AS c, …`) — is taken as it is; anything
-/// else is made physical with its parameter values in and evaluated.
-/// Making each expression physical and binding its values (an `Expr`
-/// clone) was most of the ~9 µs a single-row INSERT spent here.
+/// `expr` over `input`, evaluated on `rows` once (a key lookup's
+/// projection and predicate): a parameter is taken as its value; anything
+/// else, with its parameter values in, is made [`Ready`] as a point
+/// INSERT's expressions are — a column or a constant taken as it is, the
+/// rest made physical.
 fn evaluate_one(expr: &Expr, input: &DFSchema, rows: &RecordBatch, params: Option<&ParamValues>) -> Result<ArrayRef> {
-    let n = rows.num_rows();
     match expr {
         Expr::Alias(alias) => evaluate_one(&alias.expr, input, rows, params),
-        Expr::Column(c) => Ok(rows.column(input.index_of_column(c)?).clone()),
-        Expr::Literal(value, _) => Ok(value.to_array_of_size(n)?),
         Expr::Placeholder(Placeholder { id, .. }) if let Some(params) = params => {
-            Ok(params.get_placeholders_with_values(id)?.value.to_array_of_size(n)?)
+            Ok(params.get_placeholders_with_values(id)?.value.to_array_of_size(rows.num_rows())?)
         }
-        _ => {
-            let props = ExecutionProps::new();
-            Ok(create_physical_expr(bind(expr, params)?.as_ref(), input, &props)?.evaluate(rows)?.into_array(n)?)
-        }
+        expr => Ready::new(bind(expr, params)?.as_ref(), input, &ExecutionProps::new())?.evaluate(rows),
     }
 }
 

@@ -84,15 +84,13 @@ pub fn encode_entry(entry: &WalEntry) -> Result<(u8, Vec<u8>)> {
                 for d in &c.deletes {
                     out.extend_from_slice(&d.to_be_bytes());
                 }
-                let len_at = out.len() + 1;
-                let flat = !c.inserts.is_empty() && flat::writable(&c.inserts) && !has_dictionary_field(&c.inserts[0].schema());
+                let flat = !c.inserts.is_empty() && flat::writable(&c.inserts);
+                out.push(if flat { ROWS_FLAT } else { ROWS_IPC });
+                let len_at = out.len();
+                out.extend_from_slice(&0u64.to_be_bytes());
                 if flat {
-                    out.push(ROWS_FLAT);
-                    out.extend_from_slice(&0u64.to_be_bytes());
                     with_schema_message(&c.inserts[0].schema(), |message| flat::encode(&c.inserts, message, &mut out))?;
                 } else {
-                    out.push(ROWS_IPC);
-                    out.extend_from_slice(&0u64.to_be_bytes());
                     ipc_stream(&c.inserts, &mut out)?;
                 }
                 let rows_len = (out.len() - len_at - 8) as u64;
@@ -153,18 +151,18 @@ fn with_schema_message<T>(schema: &SchemaRef, f: impl FnOnce(&[u8]) -> T) -> Res
         static SCHEMA_MESSAGE: RefCell<Option<(SchemaRef, Vec<u8>)>> = const { RefCell::new(None) };
     }
     SCHEMA_MESSAGE.with_borrow_mut(|cached| {
-        match cached {
-            Some((s, _)) if Arc::ptr_eq(s, schema) || **s == **schema => {}
+        let message = match cached {
+            Some((s, bytes)) if Arc::ptr_eq(s, schema) || **s == **schema => bytes,
             _ => {
                 let options = ipc_options();
                 let mut tracker = DictionaryTracker::new(false);
                 let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(schema, &mut tracker, &options);
                 let mut bytes = vec![];
                 write_message(&mut bytes, encoded, &options)?;
-                *cached = Some((schema.clone(), bytes));
+                &mut cached.insert((schema.clone(), bytes)).1
             }
-        }
-        Ok(f(&cached.as_ref().expect("cached just above").1))
+        };
+        Ok(f(message))
     })
 }
 
