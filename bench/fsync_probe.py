@@ -10,6 +10,10 @@ record, as a single-client commit loop does:
   direct+dsync/falloc the same into posix_fallocate'd space
 
     python3 bench/fsync_probe.py [DIR]     # DIR defaults to the current directory
+
+Then the same write from each CPU in turn (the process pinned to it): where
+one CPU takes the disk's completion interrupts (a single-queue virtio disk),
+a sync issued from another CPU waits for two cross-CPU wake-ups per write.
 """
 import mmap, os, sys, time
 
@@ -51,3 +55,15 @@ for name in ["buffered+fdatasync", "zeroed+fdatasync", "page+fdatasync", "direct
         run(name, d)
     except OSError as e:
         print(f"{name:22s} not supported here: {e}")
+
+cpus = sorted(os.sched_getaffinity(0))
+if len(cpus) > 1:
+    for cpu in cpus:
+        os.sched_setaffinity(0, {cpu})
+        for name in ["page+fdatasync", "direct+dsync"]:
+            print(f"cpu {cpu}: ", end="")
+            try:
+                run(name, d)
+            except OSError as e:
+                print(f"{name:22s} not supported here: {e}")
+    os.sched_setaffinity(0, set(cpus))

@@ -26,20 +26,22 @@ use std::sync::Arc;
 
 use std::borrow::Cow;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, Datum, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ParamValues, ScalarValue};
 use datafusion::datasource::DefaultTableSource;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::expr::{BinaryExpr, Cast, Placeholder};
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
-use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableScan, TableSource, WriteOp};
+use datafusion::logical_expr::{DmlStatement, Expr, ExprSchemable, LogicalPlan, Operator, TableScan, TableSource, WriteOp};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
 use crate::error::Result;
 use crate::storage::handle::TableHandle;
+use crate::storage::table::STRICT_CAST;
 
 /// The parts of a point plan.
 struct Shape<'a> {
@@ -247,7 +249,7 @@ impl PointInsert {
         for row in &self.rows {
             for ((expr, field), column) in row.iter().zip(fields).zip(columns.iter_mut()) {
                 let value = expr.evaluate(params)?;
-                let value = if value.data_type() == field.data_type() { value } else { arrow::compute::cast(&value, field.data_type())? };
+                let value = if value.data_type() == field.data_type() { value } else { arrow::compute::cast_with_options(&value, field.data_type(), &STRICT_CAST)? };
                 column.push(value);
             }
         }
@@ -270,7 +272,34 @@ enum Ready {
     Constant(ScalarValue, ArrayRef),
     /// A column of the batch it is evaluated on, by index.
     Column(usize),
+    /// `left op right` on two numbers of one type, by the arrow kernel
+    /// DataFusion's `BinaryExpr` calls for that operator — so the same
+    /// result and the same errors — with a constant operand handed to it
+    /// as the one-row array made once, which `BinaryExpr` makes again on
+    /// every call (`$1 * 7` spent most of its time there).
+    Arith { kernel: ArithKernel, left: Box<Ready>, right: Box<Ready> },
+    /// A cast from one integer type to a wider one, which cannot fail.
+    Widen(Box<Ready>, DataType),
     Physical(Arc<dyn PhysicalExpr>),
+}
+
+/// An arrow arithmetic kernel (`add_wrapping`, `div`, …).
+type ArithKernel = fn(&dyn Datum, &dyn Datum) -> std::result::Result<ArrayRef, ArrowError>;
+
+/// An operand of [`Ready::Arith`]: an array, or a constant's one-row
+/// array taken as a scalar.
+enum Operand {
+    Array(ArrayRef),
+    Scalar(ArrayRef),
+}
+
+impl Datum for Operand {
+    fn get(&self) -> (&dyn Array, bool) {
+        match self {
+            Operand::Array(a) => (a.as_ref(), false),
+            Operand::Scalar(a) => (a.as_ref(), true),
+        }
+    }
 }
 
 impl Ready {
@@ -279,8 +308,23 @@ impl Ready {
             Expr::Alias(alias) => return Ready::new(&alias.expr, over, props),
             Expr::Literal(value, _) => Ready::Constant(value.clone(), value.to_array_of_size(1)?),
             Expr::Column(c) => Ready::Column(over.index_of_column(c)?),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) if let Some(kernel) = arith_kernel(op, left, right, over) => {
+                let (left, right) = (Ready::new(left, over, props)?, Ready::new(right, over, props)?);
+                if left.is_constant() && right.is_constant() {
+                    // Two scalars give one; the general path repeats it.
+                    return Ok(Ready::Physical(create_physical_expr(expr, over, props)?));
+                }
+                Ready::Arith { kernel, left: Box::new(left), right: Box::new(right) }
+            }
+            Expr::Cast(Cast { expr: inner, field }) if widens(&inner.get_type(over)?, field.data_type()) => {
+                Ready::Widen(Box::new(Ready::new(inner, over, props)?), field.data_type().clone())
+            }
             e => Ready::Physical(create_physical_expr(e, over, props)?),
         })
+    }
+
+    fn is_constant(&self) -> bool {
+        matches!(self, Ready::Constant(..))
     }
 
     /// The expression's value on each row of `rows`.
@@ -290,9 +334,44 @@ impl Ready {
             Ready::Constant(_, one) if n == 1 => one.clone(),
             Ready::Constant(value, _) => value.to_array_of_size(n)?,
             Ready::Column(i) => rows.column(*i).clone(),
+            Ready::Arith { kernel, left, right } => kernel(&left.operand(rows)?, &right.operand(rows)?)?,
+            Ready::Widen(inner, to) => arrow::compute::cast(&inner.evaluate(rows)?, to)?,
             Ready::Physical(e) => e.evaluate(rows)?.into_array(n)?,
         })
     }
+
+    fn operand(&self, rows: &RecordBatch) -> Result<Operand> {
+        Ok(match self {
+            Ready::Constant(_, one) => Operand::Scalar(one.clone()),
+            other => Operand::Array(other.evaluate(rows)?),
+        })
+    }
+}
+
+/// The kernel `BinaryExpr` (without `fail_on_overflow`) evaluates `op`
+/// with, when both operands are numbers of one type; None for anything
+/// else, which stays with `BinaryExpr`.
+fn arith_kernel(op: &Operator, left: &Expr, right: &Expr, over: &DFSchema) -> Option<ArithKernel> {
+    use arrow::compute::kernels::numeric;
+    let ty = left.get_type(over).ok()?;
+    if !ty.is_integer() && !ty.is_floating() || right.get_type(over).ok()? != ty {
+        return None;
+    }
+    Some(match op {
+        Operator::Plus => numeric::add_wrapping,
+        Operator::Minus => numeric::sub_wrapping,
+        Operator::Multiply => numeric::mul_wrapping,
+        Operator::Divide => numeric::div,
+        Operator::Modulo => numeric::rem,
+        _ => return None,
+    })
+}
+
+/// Whether a cast from `from` to `to` is an integer widening (no value
+/// changes, none fails).
+fn widens(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    matches!((from, to), (Int8, Int16 | Int32 | Int64) | (Int16, Int32 | Int64) | (Int32, Int64))
 }
 
 fn has_placeholder(e: &Expr) -> bool {
@@ -409,6 +488,7 @@ mod tests {
     use arrow::datatypes::DataType;
     use datafusion::common::{Column, ScalarValue};
     use datafusion::logical_expr::{col, lit};
+    use crate::error::TarnError;
 
     fn rows() -> (DFSchema, RecordBatch) {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Int64, true)]));
@@ -453,6 +533,48 @@ mod tests {
         // A parameter without values is the planner's error, as before.
         assert!(evaluate_one(&placeholder("$1", DataType::Int64), &input, &rows, None).is_err());
         assert!(evaluate_one(&placeholder("$3", DataType::Int64), &input, &rows, Some(&params)).is_err());
+    }
+
+    /// Arithmetic on numbers of one type runs the kernel itself: the same
+    /// values (wrapping overflow, NULLs) and the same errors as DataFusion's
+    /// `BinaryExpr`; anything else stays physical.
+    #[test]
+    fn arithmetic_runs_the_binary_expressions_kernel_with_the_same_results_and_errors() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Int64, true)]));
+        let rows = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![Some(3), None, Some(0), Some(i32::MAX)])), Arc::new(Int64Array::from(vec![10, 20, -7, i64::MAX]))],
+        )
+        .unwrap();
+        let input = DFSchema::try_from(schema.as_ref().clone()).unwrap();
+        let props = ExecutionProps::new();
+        let widened = Expr::Cast(Cast::new(Box::new(col("a")), DataType::Int64));
+        let fast = [
+            col("a") * lit(7i32),
+            col("b") + lit(i64::MAX),
+            lit(10i64) - col("b"),
+            col("b") / lit(3i64),
+            col("a") % lit(2i32),
+            col("a") * col("a"),
+            widened.clone() * lit(7i64),
+            col("a") + lit(ScalarValue::Int32(None)),
+        ];
+        for expr in &fast {
+            let ready = Ready::new(expr, &input, &props).unwrap();
+            assert!(matches!(ready, Ready::Arith { .. }), "{expr} takes the kernel");
+            assert_eq!(ready.evaluate(&rows).unwrap().as_ref(), physical(expr, &input, &rows, None).as_ref(), "{expr}");
+        }
+        assert!(matches!(Ready::new(&widened, &input, &props).unwrap(), Ready::Widen(..)));
+        // Division by zero fails alike.
+        let by_zero = lit(10i32) / col("a");
+        let fast_err = Ready::new(&by_zero, &input, &props).unwrap().evaluate(&rows).unwrap_err();
+        let planned = create_physical_expr(&by_zero, &input, &props).unwrap();
+        let general_err = planned.evaluate(&rows).unwrap_err();
+        assert_eq!(fast_err.message, TarnError::from(general_err).message);
+        // Mixed types, comparisons and constants alone stay with DataFusion.
+        for expr in [col("a").eq(lit(3i32)), lit(2i64) * lit(3i64), col("b") * Expr::Cast(Cast::new(Box::new(col("a")), DataType::Float64))] {
+            assert!(matches!(Ready::new(&expr, &input, &props).unwrap(), Ready::Physical(_)), "{expr}");
+        }
     }
 
     #[test]

@@ -767,7 +767,7 @@ fn path_str(p: &std::path::Path) -> Result<&str> {
 }
 
 /// Casts that fail on overflow instead of writing NULL.
-const STRICT_CAST: arrow::compute::CastOptions<'static> =
+pub(crate) const STRICT_CAST: arrow::compute::CastOptions<'static> =
     arrow::compute::CastOptions { safe: false, format_options: arrow::util::display::FormatOptions::new() };
 
 /// Give a batch exactly the table's schema (names, metadata, nullability).

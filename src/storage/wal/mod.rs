@@ -466,21 +466,19 @@ impl Writer {
                 self.next_lsn = last + 1;
                 shared.durable_lsn.store(last, Ordering::Release);
                 debug!(records = waiting.len(), bytes = buf.len(), "WAL group commit");
-                let mut done = Vec::with_capacity(waiting.len());
-                for (lsn, published, reply) in waiting {
-                    if let Some(publish) = published {
-                        publish(lsn);
+                for (lsn, published, _) in &mut waiting {
+                    if let Some(publish) = published.take() {
+                        publish(*lsn);
                     }
-                    done.push((lsn, reply));
                 }
                 {
                     let mut submit = shared.submit.lock().unwrap();
-                    for (lsn, _) in &done {
+                    for (lsn, _, _) in &waiting {
                         submit.pending.remove(lsn);
                     }
                 }
                 shared.resolved.send_replace(last);
-                for (lsn, reply) in done {
+                for (lsn, _, reply) in waiting {
                     let _ = reply.send(Ok(lsn));
                 }
             }
