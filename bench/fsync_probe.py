@@ -49,21 +49,21 @@ def run(name, d):
     os.unlink(path)
     print(f"{name:22s} {dt / N * 1e6:8.1f} us per durable write")
 
-d = sys.argv[1] if len(sys.argv) > 1 else "."
-for name in ["buffered+fdatasync", "zeroed+fdatasync", "page+fdatasync", "direct+dsync", "direct+dsync/falloc"]:
+def measure(name, d, prefix=""):
+    print(prefix, end="")
     try:
         run(name, d)
     except OSError as e:
         print(f"{name:22s} not supported here: {e}")
+
+d = sys.argv[1] if len(sys.argv) > 1 else "."
+for name in ["buffered+fdatasync", "zeroed+fdatasync", "page+fdatasync", "direct+dsync", "direct+dsync/falloc"]:
+    measure(name, d)
 
 cpus = sorted(os.sched_getaffinity(0))
 if len(cpus) > 1:
     for cpu in cpus:
         os.sched_setaffinity(0, {cpu})
         for name in ["page+fdatasync", "direct+dsync"]:
-            print(f"cpu {cpu}: ", end="")
-            try:
-                run(name, d)
-            except OSError as e:
-                print(f"{name:22s} not supported here: {e}")
+            measure(name, d, f"cpu {cpu}: ")
     os.sched_setaffinity(0, set(cpus))
