@@ -45,6 +45,28 @@ def test_type_round_trip(target, sql_type, values):
     run(go())
 
 
+def test_one_parameter_in_two_contexts(target):
+    """`$1` next to an integer column and next to a literal is one int4
+    parameter, and a prepared statement gives the same rows however often
+    it runs (later runs reuse a plan kept for the parameter's type)."""
+    async def go():
+        conn = await connect(target)
+        try:
+            await conn.execute("DROP TABLE IF EXISTS apg_two")
+            await conn.execute("CREATE TABLE apg_two (a int, b int)")
+            await conn.executemany("INSERT INTO apg_two VALUES ($1, $2)", [(1, 10), (2, 20), (3, None)])
+            stmt = await conn.prepare("SELECT a, b + $1 AS s FROM apg_two WHERE a > $1 - 1 ORDER BY a")
+            assert [p.name for p in stmt.get_parameters()] == ["int4"]
+            assert [a.type.name for a in stmt.get_attributes()] == ["int4", "int4"]
+            for _ in range(3):
+                assert [tuple(r) for r in await stmt.fetch(2)] == [(2, 22), (3, None)]
+            assert [tuple(r) for r in await stmt.fetch(1)] == [(1, 11), (2, 21), (3, None)]
+            await conn.execute("DROP TABLE apg_two")
+        finally:
+            await conn.close()
+    run(go())
+
+
 def test_prepared_and_cursor(target):
     async def go():
         conn = await connect(target)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, UInt64Type};
 use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::ExecutionPlan;
@@ -53,7 +54,7 @@ pub async fn plan(session: &Session, stmt: &Statement) -> Result<LogicalPlan> {
     let state = session.statement_state();
     let plan = state.state.statement_to_plan(DfStatement::Statement(Box::new(stmt.clone()))).await;
     session.release_state(state);
-    let plan = super::text_casts::tag_result_casts(plan?)?;
+    let plan = super::plan_cache::unify_placeholder_types(super::text_casts::tag_result_casts(plan?)?)?;
     session.plan_cache().put(stmt, &plan, under);
     Ok(plan)
 }
@@ -195,6 +196,17 @@ pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Opti
         Output::Rows { schema, stream, tag } => Output::Rows { schema: postgres_column_names(&stmt, &schema), stream, tag },
         other => other,
     })
+}
+
+/// A parameter's value as the type its plan expects (`target`, from
+/// [`describe`]), where the plan knows one: the plan was typed and coerced
+/// for that type, and a value of another type would meet its operators
+/// uncoerced. Both a protocol Bind and SQL `EXECUTE` go through here.
+pub fn param_as_target(value: ScalarValue, target: Option<&DataType>) -> Result<ScalarValue> {
+    match target {
+        Some(target) if value.data_type() != *target => Ok(value.cast_to(target)?),
+        _ => Ok(value),
+    }
 }
 
 /// The types of a statement's parameter values, as a kept plan records them.

@@ -24,7 +24,7 @@
 use datafusion::common::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
@@ -224,21 +224,64 @@ fn optimizable(plan: &LogicalPlan) -> bool {
 /// types its values are bound as), schemas recomputed — what optimizing
 /// ahead of the values needs, as DataFusion's own substitution does.
 pub fn type_placeholders(plan: LogicalPlan, types: &[DataType]) -> datafusion::common::Result<LogicalPlan> {
+    retype_placeholders(plan, |id, field| {
+        let n: usize = id.strip_prefix('$').and_then(|n| n.parse().ok())?;
+        match field {
+            None => types.get(n.wrapping_sub(1)).map(|ty| Arc::new(Field::new(id, ty.clone(), true))),
+            Some(_) => None,
+        }
+    })
+}
+
+/// `plan` with every occurrence of a `$n` of one type: the type of its
+/// first typed occurrence, top down (a query's select list before its
+/// WHERE). DataFusion types each occurrence from its own context, so
+/// `SELECT b + $1 … WHERE a > $1 - 1` has `$1` as an integer and as a
+/// bigint (its literals are bigints) and then refuses to bind it; PostgreSQL
+/// gives a parameter one type, and casts where the other contexts need
+/// another — as the analyzer's coercion does here once the types agree.
+pub fn unify_placeholder_types(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
+    let mut first: HashMap<String, FieldRef> = HashMap::default();
+    let mut conflict = false;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field: Some(field) }) = e {
+                    match first.get(id) {
+                        None => {
+                            first.insert(id.clone(), field.clone());
+                        }
+                        Some(seen) => conflict |= seen.data_type() != field.data_type(),
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    if !conflict {
+        return Ok(plan);
+    }
+    retype_placeholders(plan, |id, field| {
+        let one = first.get(id)?;
+        field.is_some_and(|f| f.data_type() != one.data_type()).then(|| one.clone())
+    })
+}
+
+/// `plan` with each placeholder given the field `new_field(id, its field)`
+/// returns (left as it is where that is None), schemas recomputed.
+fn retype_placeholders(
+    plan: LogicalPlan,
+    new_field: impl Fn(&str, Option<&FieldRef>) -> Option<FieldRef>,
+) -> datafusion::common::Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|plan| {
         let names = NamePreserver::new(&plan);
         plan.map_expressions(|e| {
             let saved = names.save(&e);
             let typed = e.transform_up(|e| match e {
-                Expr::Placeholder(Placeholder { id, field: None }) => {
-                    let n: Option<usize> = id.strip_prefix('$').and_then(|n| n.parse().ok());
-                    match n.and_then(|n| types.get(n.wrapping_sub(1))) {
-                        Some(ty) => {
-                            let field = Arc::new(Field::new(&id, ty.clone(), true));
-                            Ok(Transformed::yes(Expr::Placeholder(Placeholder { id, field: Some(field) })))
-                        }
-                        None => Ok(Transformed::no(Expr::Placeholder(Placeholder { id, field: None }))),
-                    }
-                }
+                Expr::Placeholder(Placeholder { id, field }) => match new_field(&id, field.as_ref()) {
+                    Some(field) => Ok(Transformed::yes(Expr::Placeholder(Placeholder { id, field: Some(field) }))),
+                    None => Ok(Transformed::no(Expr::Placeholder(Placeholder { id, field }))),
+                },
                 other => Ok(Transformed::no(other)),
             })?;
             Ok(if typed.transformed { typed.update_data(|e| saved.restore(e)) } else { typed })

@@ -56,6 +56,15 @@ impl Session {
             .with_detail(format!("Expected {} parameters but got {}.", types.len(), args.len())));
         }
         let values = self.evaluate_arguments(args, &types).await?;
+        // As a protocol Bind does: each value as the type the plan gave its
+        // placeholder (`$2 * 7` types `$2` as bigint), so a plan kept for
+        // these types meets values of them.
+        let (targets, _) = crate::engine::execute::describe(self, &stmt).await?;
+        let values = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| crate::engine::execute::param_as_target(v, targets.get(i).and_then(|t| t.as_ref()).map(|f| f.data_type())))
+            .collect::<Result<Vec<_>>>()?;
         Ok((stmt, ParamValues::from(values)))
     }
 
@@ -79,7 +88,9 @@ impl Session {
                     },
                     None => e.clone(),
                 };
-                ast::SelectItem::UnnamedExpr(expr)
+                // Named apart: two equal arguments (`NULL, NULL`) would
+                // otherwise be two columns of one name, which is refused.
+                ast::SelectItem::ExprWithAlias { expr, alias: ast::Ident::with_quote('"', format!("${}", i + 1)) }
             })
             .collect::<Vec<_>>();
         let select = format!("SELECT {}", items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "));

@@ -381,10 +381,7 @@ fn bind_parameters(portal: &Portal<Arc<Prepared>>) -> Result<Vec<ScalarValue>> {
         .map(|i| {
             let value = decode_param(portal.parameters[i].as_deref(), &prepared.param_types[i], formats[i])
                 .map_err(|e| in_bind_parameter(e, i))?;
-            match &prepared.param_targets[i] {
-                Some(target) if value.data_type() != *target => Ok(value.cast_to(target)?),
-                _ => Ok(value),
-            }
+            crate::engine::execute::param_as_target(value, prepared.param_targets[i].as_ref())
         })
         .collect()
 }
