@@ -4,6 +4,7 @@
 //! runtime and memory pool, the catalog provider); each session gets its own
 //! `SessionContext` over them, so per-session settings never leak.
 
+pub mod checked_arith;
 pub mod copy;
 pub mod dml;
 pub mod execute;
@@ -74,10 +75,12 @@ fn context_over(storage: Arc<Storage>, txn: TxnHandle, runtime: Arc<RuntimeEnv>,
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // Follows the session's TimeZone (see Session::apply_time_zone).
             .set_str("datafusion.execution.time_zone", "+00:00");
-        let state = datafusion::execution::SessionStateBuilder::new()
+        let mut builder = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime.clone())
-            .with_default_features()
+            .with_default_features();
+        *builder.optimizer() = Some(checked_arith::optimizer());
+        let state = builder
             .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
             .with_analyzer_rules(text_casts::analyzer_rules())
             .with_physical_optimizer_rules(vec![Arc::new(small_plans::SmallPlansAsPlanned::new())])
@@ -198,9 +201,9 @@ fn defaults_context() -> &'static SessionContext {
     static CTX: std::sync::OnceLock<SessionContext> = std::sync::OnceLock::new();
     CTX.get_or_init(|| {
         let config = SessionConfig::new().set_bool("datafusion.sql_parser.parse_float_as_decimal", true);
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(config)
-            .with_default_features()
+        let mut builder = datafusion::execution::SessionStateBuilder::new().with_config(config).with_default_features();
+        *builder.optimizer() = Some(checked_arith::optimizer());
+        let state = builder
             .with_type_planner(Arc::new(crate::types::planner::PgTypePlanner))
             .with_analyzer_rules(text_casts::analyzer_rules())
             .with_physical_optimizer_rules(vec![Arc::new(small_plans::SmallPlansAsPlanned::new())])

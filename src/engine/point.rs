@@ -28,7 +28,6 @@ use std::borrow::Cow;
 
 use arrow::array::{Array, ArrayRef, AsArray, Datum, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::error::ArrowError;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, ParamValues, ScalarValue};
 use datafusion::datasource::DefaultTableSource;
@@ -39,6 +38,7 @@ use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{DmlStatement, Expr, ExprSchemable, LogicalPlan, Operator, TableScan, TableSource, WriteOp};
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 
+use super::checked_arith::CheckedArith;
 use crate::error::Result;
 use crate::storage::handle::TableHandle;
 use crate::storage::table::STRICT_CAST;
@@ -284,7 +284,7 @@ enum Ready {
 }
 
 /// An arrow arithmetic kernel (`add_wrapping`, `div`, …).
-type ArithKernel = fn(&dyn Datum, &dyn Datum) -> std::result::Result<ArrayRef, ArrowError>;
+type ArithKernel = super::checked_arith::Kernel;
 
 /// An operand of [`Ready::Arith`]: an array, or a constant's one-row
 /// array taken as a scalar.
@@ -309,18 +309,28 @@ impl Ready {
             Expr::Literal(value, _) => Ready::Constant(value.clone(), value.to_array_of_size(1)?),
             Expr::Column(c) => Ready::Column(over.index_of_column(c)?),
             Expr::BinaryExpr(BinaryExpr { left, op, right }) if let Some(kernel) = arith_kernel(op, left, right, over) => {
-                let (left, right) = (Ready::new(left, over, props)?, Ready::new(right, over, props)?);
-                if left.is_constant() && right.is_constant() {
-                    // Two scalars give one; the general path repeats it.
-                    return Ok(Ready::Physical(create_physical_expr(expr, over, props)?));
-                }
-                Ready::Arith { kernel, left: Box::new(left), right: Box::new(right) }
+                Ready::arith(expr, kernel, left, right, over, props)?
+            }
+            Expr::ScalarFunction(f)
+                if let (Some(kernel), [left, right]) = (CheckedArith::op_of(f).and_then(|op| op.kernel()), f.args.as_slice()) =>
+            {
+                Ready::arith(expr, kernel, left, right, over, props)?
             }
             Expr::Cast(Cast { expr: inner, field }) if widens(&inner.get_type(over)?, field.data_type()) => {
                 Ready::Widen(Box::new(Ready::new(inner, over, props)?), field.data_type().clone())
             }
             e => Ready::Physical(create_physical_expr(e, over, props)?),
         })
+    }
+
+    /// `expr`, which is `left kernel right`.
+    fn arith(expr: &Expr, kernel: ArithKernel, left: &Expr, right: &Expr, over: &DFSchema, props: &ExecutionProps) -> Result<Ready> {
+        let (left, right) = (Ready::new(left, over, props)?, Ready::new(right, over, props)?);
+        if left.is_constant() && right.is_constant() {
+            // Two scalars give one; the general path repeats it.
+            return Ok(Ready::Physical(create_physical_expr(expr, over, props)?));
+        }
+        Ok(Ready::Arith { kernel, left: Box::new(left), right: Box::new(right) })
     }
 
     fn is_constant(&self) -> bool {
@@ -334,7 +344,10 @@ impl Ready {
             Ready::Constant(_, one) if n == 1 => one.clone(),
             Ready::Constant(value, _) => value.to_array_of_size(n)?,
             Ready::Column(i) => rows.column(*i).clone(),
-            Ready::Arith { kernel, left, right } => kernel(&left.operand(rows)?, &right.operand(rows)?)?,
+            Ready::Arith { kernel, left, right } => {
+                let (left, right) = (left.operand(rows)?, right.operand(rows)?);
+                kernel(&left, &right).map_err(|e| super::checked_arith::kernel_error(e, left.get().0.data_type()))?
+            }
             Ready::Widen(inner, to) => arrow::compute::cast(&inner.evaluate(rows)?, to)?,
             Ready::Physical(e) => e.evaluate(rows)?.into_array(n)?,
         })
@@ -571,6 +584,21 @@ mod tests {
         let planned = create_physical_expr(&by_zero, &input, &props).unwrap();
         let general_err = planned.evaluate(&rows).unwrap_err();
         assert_eq!(fast_err.message, TarnError::from(general_err).message);
+        // Integer arithmetic as the optimizer leaves it (checked functions)
+        // takes the checked kernel: equal results, and PostgreSQL's error
+        // on overflow, as the general path gives.
+        for expr in [col("a") * col("a"), col("b") + lit(1i64), lit(-2i64) - col("b")] {
+            let expr = super::super::checked_arith::checked(expr, &input).data;
+            let ready = Ready::new(&expr, &input, &props).unwrap();
+            assert!(matches!(ready, Ready::Arith { .. }), "{expr} takes the kernel");
+            let first_rows = rows.slice(0, 3);
+            assert_eq!(ready.evaluate(&first_rows).unwrap().as_ref(), physical(&expr, &input, &first_rows, None).as_ref(), "{expr}");
+            let fast_err = ready.evaluate(&rows).unwrap_err();
+            let general_err = TarnError::from(create_physical_expr(&expr, &input, &props).unwrap().evaluate(&rows).unwrap_err());
+            assert_eq!((fast_err.code, fast_err.message.as_str()), (general_err.code, general_err.message.as_str()), "{expr}");
+            assert_eq!(fast_err.code, "22003", "{expr}");
+            assert!(fast_err.message.ends_with("out of range"), "{expr}: {}", fast_err.message);
+        }
         // Mixed types, comparisons and constants alone stay with DataFusion.
         for expr in [col("a").eq(lit(3i32)), lit(2i64) * lit(3i64), col("b") * Expr::Cast(Cast::new(Box::new(col("a")), DataType::Float64))] {
             assert!(matches!(Ready::new(&expr, &input, &props).unwrap(), Ready::Physical(_)), "{expr}");
