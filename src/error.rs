@@ -176,7 +176,9 @@ pub fn classify_datafusion(err: DataFusionError) -> TarnError {
         },
         DataFusionError::Context(_, inner) => classify_datafusion(*inner),
         DataFusionError::Diagnostic(_, inner) => classify_datafusion(*inner),
-        DataFusionError::Shared(inner) => classify_datafusion(clone_df_error(&inner)),
+        // A shared error (a recursive query's, a scalar subquery's) cannot be
+        // taken apart: find a Tarn error inside it by reference.
+        DataFusionError::Shared(inner) => tarn_error_in(&inner).unwrap_or_else(|| classify_datafusion(clone_df_error(&inner))),
         DataFusionError::ArrowError(e, _) => classify_arrow(&e),
         DataFusionError::SQL(e, _) => TarnError::from(*e),
         DataFusionError::NotImplemented(m) => TarnError::not_supported(m),
@@ -189,6 +191,27 @@ pub fn classify_datafusion(err: DataFusionError) -> TarnError {
         DataFusionError::IoError(e) => TarnError::io("I/O error", e),
         other => TarnError::internal(other.strip_backtrace()),
     }
+}
+
+/// The Tarn error `err` carries, however deeply wrapped.
+fn tarn_error_in(err: &DataFusionError) -> Option<TarnError> {
+    match err {
+        DataFusionError::External(e) => tarn_error_in_dyn(e.as_ref()),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => tarn_error_in(inner),
+        DataFusionError::Shared(inner) => tarn_error_in(inner),
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            arrow::error::ArrowError::ExternalError(inner) => tarn_error_in_dyn(inner.as_ref()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn tarn_error_in_dyn(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<TarnError> {
+    if let Some(t) = e.downcast_ref::<TarnError>() {
+        return Some(t.clone());
+    }
+    e.downcast_ref::<DataFusionError>().and_then(tarn_error_in)
 }
 
 fn clone_df_error(err: &DataFusionError) -> DataFusionError {
@@ -301,10 +324,7 @@ fn classify_arrow(err: &arrow::error::ArrowError) -> TarnError {
         A::InvalidArgumentError(m) if m.contains("overflow") || m.contains("Overflow") => {
             TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, m.clone())
         }
-        A::ExternalError(e) => match e.downcast_ref::<TarnError>() {
-            Some(t) => t.clone(),
-            None => TarnError::internal(err.to_string()),
-        },
+        A::ExternalError(e) => tarn_error_in_dyn(e.as_ref()).unwrap_or_else(|| TarnError::internal(err.to_string())),
         other => TarnError::internal(other.to_string()),
     }
 }
@@ -350,6 +370,22 @@ mod tests {
         assert_eq!(e.message, "dup");
         let nested = DataFusionError::Context("ctx".into(), Box::new(to_df(TarnError::new(sqlstate::NOT_NULL_VIOLATION, "n"))));
         assert_eq!(classify_datafusion(nested).code, sqlstate::NOT_NULL_VIOLATION);
+    }
+
+    /// A recursive query or a scalar subquery hands its error on shared, or
+    /// inside an arrow error: the Tarn error in it still comes out whole.
+    #[test]
+    fn tarn_errors_pass_through_shared_and_arrow_wrappers() {
+        let inner = || TarnError::new(sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range");
+        let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::Context("recursion".into(), Box::new(to_df(inner())))));
+        let in_arrow = DataFusionError::ArrowError(
+            Box::new(arrow::error::ArrowError::ExternalError(Box::new(to_df(inner())))),
+            None,
+        );
+        for e in [shared, in_arrow] {
+            let e = classify_datafusion(e);
+            assert_eq!((e.code, e.message.as_str()), (sqlstate::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"));
+        }
     }
 
     #[test]
