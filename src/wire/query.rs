@@ -473,8 +473,11 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME).to_owned();
         // pgwire reads an OID no type has as "not declared"; PostgreSQL's
-        // catalog lookup fails on it.
-        if let Some(oid) = message.type_oids.iter().find(|&&oid| oid != 0 && Type::from_oid(oid).is_none()) {
+        // catalog lookup fails on it. That lookup comes after the
+        // failed-block check (25P02), which the parser makes.
+        if let Some(oid) = message.type_oids.iter().find(|&&oid| oid != 0 && Type::from_oid(oid).is_none())
+            && session_of(&self.engine, client).refuse_in_failed_block().is_ok()
+        {
             return Err(super::error::unknown_type_oid(*oid));
         }
         match StoredStatement::parse(client, &message, self.query_parser()).await? {

@@ -453,6 +453,7 @@ async fn protocol_errors_are_postgres_errors_and_the_connection_goes_on() {
         (simple("SELECT 1/0"), vec!["RowDescription", "Error 22012"]),
         (run(&|b| bind("s1", &[b"abc".as_slice()], false, b)), vec![ABORTED]),
         (run(&|b| frontend::parse("f1", "SELECT 1", [], b).unwrap()), vec![ABORTED]),
+        (run(&|b| frontend::parse("f3", "SELECT $1", [999_999u32], b).unwrap()), vec![ABORTED]),
         (run(&|b| frontend::describe(b'S', "s1", b).unwrap()), vec![ABORTED]),
         (
             run(&|b| {
