@@ -103,7 +103,7 @@ impl ScalarUDFImpl for CheckedArith {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        Ok(args[0].clone())
+        args.first().cloned().ok_or_else(|| to_df(TarnError::internal(format!("{} given no arguments", self.op.name()))))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -196,12 +196,12 @@ impl OptimizerRule for CheckedIntegerArithmetic {
 
 /// `e` as a checked function, if it is integer arithmetic.
 pub(crate) fn checked(e: Expr, schema: &DFSchema) -> Transformed<Expr> {
-    let is_int = |e: &Expr| e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64));
+    let int_type = |e: &Expr| e.get_type(schema).ok().filter(|t| matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64));
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
-                && is_int(&left)
-                && left.get_type(schema).ok() == right.get_type(schema).ok() =>
+                && let Some(ty) = int_type(&left)
+                && right.get_type(schema).is_ok_and(|r| r == ty) =>
         {
             let op = match op {
                 Operator::Plus => CheckedOp::Add,
@@ -210,7 +210,7 @@ pub(crate) fn checked(e: Expr, schema: &DFSchema) -> Transformed<Expr> {
             };
             Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(op.udf(), vec![*left, *right])))
         }
-        Expr::Negative(inner) if is_int(&inner) => {
+        Expr::Negative(inner) if int_type(&inner).is_some() => {
             Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(CheckedOp::Neg.udf(), vec![*inner])))
         }
         other => Transformed::no(other),
