@@ -61,6 +61,14 @@ def test_one_parameter_in_two_contexts(target):
             for _ in range(3):
                 assert [tuple(r) for r in await stmt.fetch(2)] == [(2, 22), (3, None)]
             assert [tuple(r) for r in await stmt.fetch(1)] == [(1, 11), (2, 21), (3, None)]
+            # Next to a bigint column and a literal: one int8 parameter.
+            await conn.execute("DROP TABLE IF EXISTS apg_two_big")
+            await conn.execute("CREATE TABLE apg_two_big (id bigint)")
+            await conn.execute("INSERT INTO apg_two_big VALUES (1), (2)")
+            big = await conn.prepare("SELECT id, id + $1 AS s FROM apg_two_big WHERE id > $1 - 1 ORDER BY id")
+            assert [p.name for p in big.get_parameters()] == ["int8"]
+            assert [tuple(r) for r in await big.fetch(2)] == [(2, 4)]
+            await conn.execute("DROP TABLE apg_two_big")
             await conn.execute("DROP TABLE apg_two")
         finally:
             await conn.close()

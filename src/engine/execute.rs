@@ -204,7 +204,8 @@ pub async fn run_query(session: &Session, mut stmt: Box<Statement>, params: Opti
 /// uncoerced. Both a protocol Bind and SQL `EXECUTE` go through here.
 pub fn param_as_target(value: ScalarValue, target: Option<&DataType>) -> Result<ScalarValue> {
     match target {
-        Some(target) if value.data_type() != *target => Ok(value.cast_to(target)?),
+        // A placeholder DataFusion could not type (`$1 * $2`) is `Null`: no target.
+        Some(target) if !target.is_null() && value.data_type() != *target => Ok(value.cast_to(target)?),
         _ => Ok(value),
     }
 }

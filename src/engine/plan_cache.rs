@@ -251,7 +251,7 @@ pub fn unify_placeholder_types(plan: LogicalPlan) -> datafusion::common::Result<
                         None => {
                             first.insert(id.clone(), field.clone());
                         }
-                        Some(seen) => conflict |= seen.data_type() != field.data_type(),
+                        Some(seen) => conflict |= !same_type(seen, field),
                     }
                 }
                 Ok(TreeNodeRecursion::Continue)
@@ -263,8 +263,14 @@ pub fn unify_placeholder_types(plan: LogicalPlan) -> datafusion::common::Result<
     }
     retype_placeholders(plan, |id, field| {
         let one = first.get(id)?;
-        field.is_some_and(|f| f.data_type() != one.data_type()).then(|| one.clone())
+        field.is_some_and(|f| !same_type(f, one)).then(|| one.clone())
     })
+}
+
+/// Whether two placeholder fields are one type as DataFusion's binding
+/// checks it: the Arrow type and the metadata (a column's `tarn.pg_type`).
+fn same_type(a: &FieldRef, b: &FieldRef) -> bool {
+    a.data_type() == b.data_type() && a.metadata() == b.metadata()
 }
 
 /// `plan` with each placeholder given the field `new_field(id, its field)`
