@@ -344,6 +344,11 @@ pub fn without_deleted(batch: &RecordBatch, deleted: &imbl::HashMap<u64, u64>) -
         return (batch.num_rows() > 0).then(|| batch.clone());
     }
     let ids = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+    // Most batches lose no row (an UPDATE's new row, a delta entry whose
+    // rows no later statement deleted): no mask and no copy for those.
+    if !ids.values().iter().any(|id| deleted.contains_key(id)) {
+        return (batch.num_rows() > 0).then(|| batch.clone());
+    }
     let keep: arrow::array::BooleanArray = ids.values().iter().map(|id| Some(!deleted.contains_key(id))).collect();
     let out = arrow::compute::filter_record_batch(batch, &keep).expect("filter with a mask of the batch's length");
     (out.num_rows() > 0).then_some(out)
