@@ -155,16 +155,14 @@ impl TableVersion {
     fn merge_tail(&mut self) {
         loop {
             let Some(last) = self.delta.last() else { return };
-            let (level, schema) = (last.level, last.batch.schema_ref().clone());
-            if level >= MAX_MERGE_LEVEL || self.delta.len() < MERGE_FANOUT {
+            if last.level >= MAX_MERGE_LEVEL || self.delta.len() < MERGE_FANOUT {
                 return;
             }
-            let mut rows = 0;
-            let mergeable = self.delta.iter().rev().take(MERGE_FANOUT).all(|d| {
-                rows += d.batch.num_rows();
-                d.level == level && (Arc::ptr_eq(d.batch.schema_ref(), &schema) || *d.batch.schema_ref() == schema)
-            });
-            if !mergeable || rows > MERGED_MAX_ROWS {
+            // The newest entry's LSN is the merged entry's.
+            let (level, lsn, schema) = (last.level, last.lsn, last.batch.schema_ref().clone());
+            let newest = || self.delta.iter().rev().take(MERGE_FANOUT);
+            let one_kind = newest().all(|d| d.level == level && (Arc::ptr_eq(d.batch.schema_ref(), &schema) || *d.batch.schema_ref() == schema));
+            if !one_kind || newest().map(|d| d.batch.num_rows()).sum::<usize>() > MERGED_MAX_ROWS {
                 return;
             }
             let tail = self.delta.split_off(self.delta.len() - MERGE_FANOUT);
@@ -189,7 +187,6 @@ impl TableVersion {
             for d in tail.iter().rev() {
                 self.delta_rows_at.remove(d.seq, &d.batch);
             }
-            let lsn = tail.last().expect("MERGE_FANOUT entries").lsn;
             self.push_entry(DeltaEntry { lsn, seq: 0, batch, commits, level: level + 1 });
         }
     }
