@@ -8,6 +8,9 @@ record, as a single-client commit loop does:
   page+fdatasync      PostgreSQL's pattern: rewrite the current 8 KiB page, fdatasync
   direct+dsync        O_DIRECT|O_DSYNC, rewriting the current 4 KiB block, into zeroed space
   direct+dsync/falloc the same into posix_fallocate'd space
+  direct+dsync/512, direct+dsync/8192
+                      direct+dsync writing 512-byte or 8 KiB blocks instead of 4 KiB
+                      (is a smaller log record's write any faster?)
 
     python3 bench/fsync_probe.py [DIR]     # DIR defaults to the current directory
 
@@ -30,13 +33,15 @@ def run(name, d):
     os.close(fd)
     direct = name.startswith("direct")
     fd = os.open(path, os.O_RDWR | ((os.O_DIRECT | os.O_DSYNC) if direct else 0))
-    block = mmap.mmap(-1, 4096)  # page-aligned, as O_DIRECT needs
-    block.write(b"x" * 4096)
+    size = int(name.rsplit("/", 1)[1]) if name.rsplit("/", 1)[-1].isdigit() else 4096
+    block = mmap.mmap(-1, 8192)  # page-aligned, as O_DIRECT needs
+    block.write(b"x" * 8192)
+    block = memoryview(block)[:size]
     t = time.perf_counter()
     for i in range(N):
         off = i * REC
         if direct:
-            os.pwritev(fd, [block], off // 4096 * 4096)
+            os.pwritev(fd, [block], off // size * size)
         elif name.startswith("page"):
             page = off // 8192 * 8192
             os.pwrite(fd, b"x" * (off - page + REC), page)
@@ -64,6 +69,6 @@ cpus = sorted(os.sched_getaffinity(0))
 if len(cpus) > 1:
     for cpu in cpus:
         os.sched_setaffinity(0, {cpu})
-        for name in ["page+fdatasync", "direct+dsync"]:
+        for name in ["page+fdatasync", "direct+dsync", "direct+dsync/512", "direct+dsync/8192"]:
             measure(name, d, f"cpu {cpu}: ")
     os.sched_setaffinity(0, set(cpus))
